@@ -1,0 +1,120 @@
+#include "core/data/augment.h"
+
+#include "core/infer/preprocess.h"
+
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace facet {
+namespace {
+
+using Matrix3 = cv::Matx33d;
+
+double Uniform(std::mt19937_64& rng, double lo, double hi) {
+  return std::uniform_real_distribution<double>(lo, hi)(rng);
+}
+
+bool Chance(std::mt19937_64& rng, double p) { return p > 0 && Uniform(rng, 0.0, 1.0) < p; }
+
+// fastai symmetric_warp: the homography taking the jittered corners back to the square's corners.
+Matrix3 SymmetricWarp(std::mt19937_64& rng, double magnitude) {
+  double m[4];
+  for (double& v : m) v = Uniform(rng, -magnitude, magnitude);
+  const cv::Point2f target[4] = {{float(-1 - m[3]), float(-1 - m[1])}, {float(-1 - m[2]), float(1 + m[1])},
+                                 {float(1 + m[3]), float(-1 - m[0])}, {float(1 + m[2]), float(1 + m[0])}};
+  const cv::Point2f square[4] = {{-1, -1}, {-1, 1}, {1, -1}, {1, 1}};
+  const cv::Mat h = cv::getPerspectiveTransform(target, square);
+  return Matrix3(h.ptr<double>());
+}
+
+Matrix3 Rotation(std::mt19937_64& rng, double max_degrees) {
+  const double a = Uniform(rng, -max_degrees, max_degrees) * M_PI / 180.0;
+  return Matrix3(std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0, 0, 0, 1);
+}
+
+// fastai rand_zoom: scale in [1, max], focal point anywhere that keeps the crop inside the image.
+Matrix3 Zoom(std::mt19937_64& rng, double max_zoom) {
+  const double scale = Uniform(rng, 1.0, max_zoom);
+  const double s = 1 - 1 / scale;
+  const double col = s * (2 * Uniform(rng, 0, 1) - 1), row = s * (2 * Uniform(rng, 0, 1) - 1);
+  return Matrix3(1 / scale, 0, col, 0, 1 / scale, row, 0, 0, 1);
+}
+
+double Logit(double p) {
+  p = std::clamp(p, 1e-7, 1 - 1e-7);
+  return std::log(p / (1 - p));
+}
+
+}  // namespace
+
+Augmenter::Augmenter(const AugmentOptions& options, int size) : options_(options), size_(size) {
+  if (size < 1) throw std::invalid_argument("augmenter size must be >= 1");
+}
+
+void Augmenter::Apply(const cv::Mat& bgr, bool augment, std::mt19937_64& rng, float* out_chw) const {
+  if (bgr.empty() || bgr.type() != CV_8UC3) throw std::invalid_argument("Augmenter needs a non-empty 8-bit BGR image");
+  augment = augment && options_.enabled;
+  const int n = size_;
+  const int h = bgr.rows, w = bgr.cols;
+
+  // Output pixel centres in [-1,1] (aligned corners), pushed through warp then affine, mapped to source pixels.
+  bool warp = false, transform = false;
+  Matrix3 homography = Matrix3::eye(), affine = Matrix3::eye();
+  if (augment) {
+    // Draw in the reference's order so one seed means the same transforms.
+    if (Chance(rng, options_.warp_probability)) warp = true, homography = SymmetricWarp(rng, options_.max_warp);
+    if (Chance(rng, options_.rotate_probability)) transform = true, affine = affine * Rotation(rng, options_.max_rotate_degrees);
+    if (Chance(rng, options_.zoom_probability)) transform = true, affine = affine * Zoom(rng, options_.max_zoom);
+  }
+  cv::Mat map_x(n, n, CV_32F), map_y(n, n, CV_32F);
+  for (int r = 0; r < n; ++r) {
+    const double y = n == 1 ? 0.0 : -1.0 + 2.0 * r / (n - 1);
+    for (int c = 0; c < n; ++c) {
+      const double x = n == 1 ? 0.0 : -1.0 + 2.0 * c / (n - 1);
+      cv::Vec3d p(x, y, 1.0);
+      if (warp) {
+        p = homography * p;
+        p = cv::Vec3d(p[0] / p[2], p[1] / p[2], 1.0);
+      }
+      if (transform) p = affine * p;
+      map_x.at<float>(r, c) = static_cast<float>((p[0] + 1) * 0.5 * (w - 1));
+      map_y.at<float>(r, c) = static_cast<float>((p[1] + 1) * 0.5 * (h - 1));
+    }
+  }
+  cv::Mat source, sampled;
+  bgr.convertTo(source, CV_32FC3, 1.0 / 255.0);
+  cv::remap(source, sampled, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_REFLECT_101);
+
+  bool brightness = false, contrast = false, flip = false;
+  double brightness_shift = 0.0, contrast_scale = 1.0;
+  if (augment) {
+    const double l = options_.max_lighting;
+    brightness = Chance(rng, options_.lighting_probability);
+    brightness_shift = Logit(Uniform(rng, 0.5 - l / 2, 0.5 + l / 2));
+    contrast = Chance(rng, options_.lighting_probability);
+    contrast_scale = std::exp(Uniform(rng, std::log(1 - l), -std::log(1 - l)));
+    flip = Chance(rng, options_.flip_probability);
+  }
+  const size_t plane = static_cast<size_t>(n) * n;
+  for (int r = 0; r < n; ++r) {
+    const auto* row = sampled.ptr<cv::Vec3f>(r);
+    for (int c = 0; c < n; ++c) {
+      const cv::Vec3f& px = row[flip ? n - 1 - c : c];
+      for (int ch = 0; ch < 3; ++ch) {
+        double v = px[2 - ch];  // BGR -> RGB
+        if (brightness || contrast) {
+          double x = Logit(v);
+          if (brightness) x += brightness_shift;
+          if (contrast) x *= contrast_scale;
+          v = 1.0 / (1.0 + std::exp(-x));
+        }
+        out_chw[ch * plane + static_cast<size_t>(r) * n + c] =
+            static_cast<float>((v - kImageNetMean[ch]) / kImageNetStd[ch]);
+      }
+    }
+  }
+}
+
+}  // namespace facet

@@ -1,0 +1,20 @@
+// Augmentation switches and strengths. Plain data: shared by the trainer's configuration and the OpenCV library.
+#pragma once
+
+namespace facet {
+
+// Defaults follow fastai's get_transforms(): each transform fires with its probability, per image.
+struct AugmentOptions {
+  bool enabled = true;
+  double flip_probability = 0.5;
+  double rotate_probability = 0.75;
+  double max_rotate_degrees = 10.0;
+  double zoom_probability = 0.75;
+  double max_zoom = 1.1;
+  double warp_probability = 0.75;
+  double max_warp = 0.2;  // symmetric perspective warp magnitude, in normalised coordinates
+  double lighting_probability = 0.75;
+  double max_lighting = 0.2;  // brightness change in [0.5-x/2, 0.5+x/2]; contrast in [1-x, 1/(1-x)] log-uniform
+};
+
+}  // namespace facet

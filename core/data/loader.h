@@ -1,0 +1,77 @@
+// A data loader that decodes and augments on worker threads, ahead of the training step.
+#pragma once
+
+#include "core/data/augment.h"
+#include "core/data/utkface_dataset.h"
+#include "core/train/batch_source.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace facet {
+
+struct LoaderOptions {
+  int image_size = 64;
+  int batch_size = 64;
+  bool shuffle = false;
+  bool drop_last = false;       // training drops the last partial batch (as fastai does); validation keeps it
+  bool augment = false;
+  AugmentOptions augment_options;
+  int workers = 2;              // 0: decode on the calling thread inside Next()
+  int prefetch_batches = 4;     // batches decoded ahead of the consumer (bounds memory)
+  bool pin_memory = false;      // page-locked batches for fast, non-blocking host-to-GPU copies (CUDA only)
+};
+
+// Thread contract: StartEpoch and Next are called from one consumer thread; the workers are internal.
+// Output is deterministic for a given epoch seed, whatever the number of workers: each sample's augmentation
+// draws from its own generator, seeded by (epoch seed, position in the epoch).
+// An image that cannot be decoded is dropped from its batch, counted and logged once.
+class UtkFaceLoader final : public BatchSource {
+ public:
+  UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& options);
+  ~UtkFaceLoader() override;
+  UtkFaceLoader(const UtkFaceLoader&) = delete;
+  UtkFaceLoader& operator=(const UtkFaceLoader&) = delete;
+
+  int64_t num_samples() const override { return static_cast<int64_t>(samples_.size()); }
+  int64_t batches_per_epoch() const override;
+  void StartEpoch(uint64_t epoch_seed) override;
+  std::optional<Batch> Next() override;
+
+  int64_t undecodable_images() const { return undecodable_.load(); }
+
+ private:
+  struct Slot {
+    std::optional<Batch> batch;  // empty Batch when every image in it failed to decode
+    std::exception_ptr error;
+  };
+  Batch BuildBatch(const std::vector<size_t>& indices, int64_t first_position, uint64_t epoch_seed);
+  void WorkerLoop();
+
+  // Constant after construction.
+  const std::vector<Sample> samples_;
+  const LoaderOptions options_;
+  const Augmenter augmenter_;
+
+  std::atomic<int64_t> undecodable_{0};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  // Guarded by mutex_.
+  bool stopping_ = false;
+  uint64_t epoch_generation_ = 0;
+  uint64_t epoch_seed_ = 0;
+  std::vector<size_t> order_;
+  int64_t next_to_claim_ = 0;
+  int64_t next_to_return_ = 0;
+  int64_t num_batches_ = 0;
+  std::map<int64_t, Slot> ready_;
+
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace facet

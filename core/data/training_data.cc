@@ -1,0 +1,49 @@
+#include "core/data/training_data.h"
+
+#include "core/device.h"
+
+#include <stdexcept>
+
+namespace facet {
+namespace {
+
+ScanResult ScanNonEmpty(const std::string& folder) {
+  ScanResult scan = ScanUtkFaceFolder(folder);
+  if (scan.samples.empty()) throw std::runtime_error("no usable UTKFace images: " + scan.report.Summary());
+  return scan;
+}
+
+}  // namespace
+
+TrainingData OpenTrainingData(const TrainingConfig& config) {
+  TrainingData data;
+  ScanResult scan = ScanNonEmpty(config.data_dir);
+  data.train_report = scan.report;
+  std::vector<Sample> samples = Subsample(scan.samples, config.max_images, config.seed);
+  std::vector<Sample> train, validation;
+  if (config.val_dir.empty()) {
+    std::tie(train, validation) = SplitTrainValidation(samples, config.val_fraction, config.seed);
+    data.validation_report = scan.report;
+  } else {
+    ScanResult val_scan = ScanNonEmpty(config.val_dir);
+    data.validation_report = val_scan.report;
+    train = std::move(samples);
+    validation = std::move(val_scan.samples);
+  }
+
+  LoaderOptions train_options;
+  train_options.image_size = config.image_size;
+  train_options.batch_size = config.batch_size;
+  train_options.workers = config.loader_workers;
+  train_options.pin_memory = ResolveDevice(config.device).is_cuda();
+  LoaderOptions validation_options = train_options;
+  train_options.shuffle = true;
+  train_options.drop_last = true;
+  train_options.augment = config.augment.enabled;
+  train_options.augment_options = config.augment;
+  data.train = std::make_unique<UtkFaceLoader>(std::move(train), train_options);
+  data.validation = std::make_unique<UtkFaceLoader>(std::move(validation), validation_options);
+  return data;
+}
+
+}  // namespace facet

@@ -1,0 +1,184 @@
+#include "core/train/checkpoint.h"
+
+#include "core/file_util.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+namespace facet {
+namespace {
+
+constexpr int64_t kExportFormatVersion = 1;
+constexpr int64_t kCheckpointFormatVersion = 1;
+
+// History rows are stored as a (epochs x fields) double tensor; this is the one place that lists the fields.
+template <typename Visit>
+void VisitEpochFields(EpochMetrics& m, Visit&& visit) {
+  double stage = static_cast<double>(m.stage), epoch = m.epoch, n = static_cast<double>(m.validation.n);
+  visit(stage);
+  visit(epoch);
+  visit(m.train_loss);
+  for (auto& v : m.train_task_losses) visit(v);
+  for (auto& v : m.log_variances) visit(v);
+  for (auto& v : m.effective_weights) visit(v);
+  visit(m.images_per_s);
+  visit(m.seconds);
+  visit(n);
+  visit(m.validation.loss);
+  for (auto& v : m.validation.task_losses) visit(v);
+  visit(m.validation.age_rmse);
+  visit(m.validation.age_mae_years);
+  visit(m.validation.gender_accuracy);
+  visit(m.validation.ethnicity_accuracy);
+  for (auto& v : m.validation.gender_class_accuracy) visit(v);
+  for (auto& v : m.validation.ethnicity_class_accuracy) visit(v);
+  m.stage = static_cast<Stage>(static_cast<int>(stage));
+  m.epoch = static_cast<int>(epoch);
+  m.validation.n = static_cast<int64_t>(n);
+}
+
+int64_t EpochFieldCount() {
+  EpochMetrics m;
+  int64_t count = 0;
+  VisitEpochFields(m, [&](double&) { ++count; });
+  return count;
+}
+
+torch::Tensor HistoryToTensor(const std::vector<EpochMetrics>& history) {
+  const int64_t fields = EpochFieldCount();
+  auto t = torch::zeros({static_cast<int64_t>(history.size()), fields}, torch::kDouble);
+  auto a = t.accessor<double, 2>();
+  for (size_t i = 0; i < history.size(); ++i) {
+    EpochMetrics m = history[i];
+    int64_t j = 0;
+    VisitEpochFields(m, [&](double& v) { a[i][j++] = v; });
+  }
+  return t;
+}
+
+std::vector<EpochMetrics> HistoryFromTensor(const torch::Tensor& t) {
+  if (t.dim() != 2 || t.size(1) != EpochFieldCount()) throw std::runtime_error("history has the wrong shape");
+  const auto d = t.to(torch::kDouble).contiguous();
+  auto a = d.accessor<double, 2>();
+  std::vector<EpochMetrics> history(static_cast<size_t>(d.size(0)));
+  for (size_t i = 0; i < history.size(); ++i) {
+    int64_t j = 0;
+    VisitEpochFields(history[i], [&](double& v) { v = a[i][j++]; });
+  }
+  return history;
+}
+
+int64_t ScalarOf(const TensorMap& tensors, const std::string& key, const std::string& path) {
+  auto it = tensors.find(key);
+  if (it == tensors.end() || it->second.numel() != 1) {
+    throw std::runtime_error("'" + path + "' is not a facet model export: no scalar '" + key + "'");
+  }
+  return it->second.item<int64_t>();
+}
+
+Arch ArchFromKeys(const TensorMap& tensors) {
+  if (tensors.count("encoder.layer1.0.conv3.weight")) return Arch::kResNet50;
+  return tensors.count("encoder.layer3.2.conv1.weight") ? Arch::kResNet34 : Arch::kResNet18;
+}
+
+}  // namespace
+
+void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
+                    torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+  torch::serialize::OutputArchive root, model_archive, loss_archive, optimizer_archive;
+  model->save(model_archive);
+  loss.save(loss_archive);
+  optimizer.save(optimizer_archive);
+  root.write("model", model_archive);
+  root.write("loss", loss_archive);
+  root.write("optimizer", optimizer_archive);
+  root.write("format_version", torch::tensor(kCheckpointFormatVersion));
+  root.write("epochs_completed", torch::tensor(static_cast<int64_t>(state.epochs_completed)));
+  root.write("history", HistoryToTensor(state.history));
+  std::ostringstream bytes;
+  root.save_to(bytes);
+  WriteFileAtomically(path, bytes.str());
+}
+
+CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
+                               torch::optim::Optimizer& optimizer) {
+  try {
+    torch::serialize::InputArchive root, model_archive, loss_archive, optimizer_archive;
+    root.load_from(path);
+    torch::Tensor version, epochs, history;
+    root.read("format_version", version);
+    if (version.item<int64_t>() != kCheckpointFormatVersion) {
+      throw std::runtime_error("unsupported checkpoint format " + std::to_string(version.item<int64_t>()));
+    }
+    root.read("model", model_archive);
+    root.read("loss", loss_archive);
+    root.read("optimizer", optimizer_archive);
+    root.read("epochs_completed", epochs);
+    root.read("history", history);
+    model->load(model_archive);
+    loss.load(loss_archive);
+    optimizer.load(optimizer_archive);
+    return CheckpointState{static_cast<int>(epochs.item<int64_t>()), HistoryFromTensor(history)};
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot load checkpoint '" + path + "': " + e.what_without_backtrace());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot load checkpoint '" + path + "': " + e.what());
+  }
+}
+
+std::string CheckpointPath(const std::string& folder, int epoch) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "epoch-%04d.ckpt", epoch);
+  return (std::filesystem::path(folder) / name).string();
+}
+
+std::vector<std::string> ListCheckpoints(const std::string& folder) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("epoch-", 0) == 0 && entry.path().extension() == ".ckpt") paths.push_back(entry.path().string());
+  }
+  std::sort(paths.rbegin(), paths.rend());  // zero-padded epochs: lexical order is numeric order
+  return paths;
+}
+
+void ExportModel(const std::string& path, MultiTaskNet& model, const MultiTaskLossImpl& loss, int image_size) {
+  TensorMap tensors = StateDict(*model);
+  tensors["log_vars"] = loss.LogVariances();
+  tensors["meta.format_version"] = torch::tensor(kExportFormatVersion);
+  tensors["meta.image_size"] = torch::tensor(static_cast<int64_t>(image_size));
+  tensors["meta.base_width"] = torch::tensor(static_cast<int64_t>(model->options().base_width));
+  WriteTensorFile(path, tensors);
+}
+
+MultiTaskNet LoadExportedModel(const std::string& path, c10::Device device, ExportedModelInfo* info) {
+  const TensorMap tensors = ReadTensorFile(path);
+  const int64_t version = ScalarOf(tensors, "meta.format_version", path);
+  if (version != kExportFormatVersion) {
+    throw std::runtime_error("'" + path + "': unsupported export format version " + std::to_string(version));
+  }
+  ExportedModelInfo meta{ArchFromKeys(tensors), static_cast<int>(ScalarOf(tensors, "meta.base_width", path)),
+                         static_cast<int>(ScalarOf(tensors, "meta.image_size", path))};
+  if (meta.base_width < 1 || meta.image_size < 1) throw std::runtime_error("'" + path + "': invalid metadata");
+  MultiTaskNet model(ResNetOptions{meta.arch, meta.base_width});
+  TensorMap weights;
+  for (const auto& [key, tensor] : tensors) {
+    if (key.rfind("meta.", 0) != 0 && key != "log_vars") weights[key] = tensor;
+  }
+  try {
+    LoadStateDict(*model, weights);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("'" + path + "': " + e.what());
+  }
+  model->to(device);
+  model->eval();
+  if (info) *info = meta;
+  return model;
+}
+
+}  // namespace facet

@@ -1,0 +1,52 @@
+// Training checkpoints (resume exactly) and model exports (serve, or read from Python).
+#pragma once
+
+#include "core/loss/multitask_loss.h"
+#include "core/model/multitask_net.h"
+#include "core/model/state_dict.h"
+#include "core/train/trainer.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace facet {
+
+struct CheckpointState {
+  int epochs_completed = 0;
+  std::vector<EpochMetrics> history;
+};
+
+// Model, loss parameters, optimizer state and progress, written atomically to `path`.
+void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
+                    torch::optim::Optimizer& optimizer, const CheckpointState& state);
+
+// Restores into already-built objects of the same architecture. Throws std::runtime_error naming the path on a
+// missing, truncated or incompatible file; the objects may then be partly overwritten.
+CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
+                               torch::optim::Optimizer& optimizer);
+
+// `epoch-0007.ckpt` style names inside a folder: newest first.
+std::vector<std::string> ListCheckpoints(const std::string& folder);
+std::string CheckpointPath(const std::string& folder, int epoch);
+
+// An exported model: a plain dict of tensors that Python's torch.load reads. Keys are the model's state dict
+// (`encoder.conv1.weight`, `age_head.4.weight`, ...) plus `log_vars` and metadata as int64 scalars:
+// `meta.format_version`, `meta.image_size`, `meta.base_width`. The architecture follows from the keys.
+struct ExportedModelInfo {
+  Arch arch = Arch::kResNet34;
+  int base_width = 64;
+  int image_size = 64;
+};
+
+void ExportModel(const std::string& path, MultiTaskNet& model, const MultiTaskLossImpl& loss, int image_size);
+
+// Reads an exported model (architecture inferred from its keys) onto `device`, in eval mode.
+// Throws std::runtime_error naming the path and the mismatch on anything that is not a facet export.
+MultiTaskNet LoadExportedModel(const std::string& path, c10::Device device, ExportedModelInfo* info = nullptr);
+
+}  // namespace facet

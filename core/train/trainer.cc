@@ -1,0 +1,231 @@
+#include "core/train/trainer.h"
+
+#include "core/device.h"
+#include "core/model/state_dict.h"
+#include "core/seed.h"
+#include "core/train/checkpoint.h"
+#include "core/train/one_cycle.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+namespace facet {
+namespace {
+
+constexpr double kBeta2 = 0.99;   // fastai's Adam betas are (0.9, 0.99); beta1 follows the one-cycle momentum
+constexpr int kCheckpointsKept = 2;
+constexpr int kLossParamGroup = 3; // param groups: stem..layer2, layer3..layer4, heads, loss parameters
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+std::array<double, kNumTasks> ToArray(const torch::Tensor& t) {
+  const auto cpu = t.detach().to(torch::kCPU, torch::kDouble);
+  return {cpu[0].item<double>(), cpu[1].item<double>(), cpu[2].item<double>()};
+}
+
+double UnweightedValidationLoss(const EpochMetrics& m) {
+  return m.validation.task_losses[0] + m.validation.task_losses[1] + m.validation.task_losses[2];
+}
+
+void PruneCheckpoints(const std::string& folder) {
+  const auto paths = ListCheckpoints(folder);
+  for (size_t i = kCheckpointsKept; i < paths.size(); ++i) std::filesystem::remove(paths[i]);
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation)
+    : config_(std::move(config)), train_(train), validation_(validation), device_(c10::kCPU) {
+  ValidateTrainingConfig(config_);
+  try {
+    device_ = ResolveDevice(config_.device);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("device: ") + e.what());
+  }
+  ConfigureThreads(config_.threads);
+  if (train_.batches_per_epoch() < 1) {
+    throw std::invalid_argument("batch_size: " + std::to_string(train_.num_samples()) +
+                                " training images make no full batch of " + std::to_string(config_.batch_size));
+  }
+  if (validation_.num_samples() < 1) throw std::invalid_argument("val_fraction: the validation set is empty");
+
+  torch::manual_seed(config_.seed);
+  model_ = MultiTaskNet(ResNetOptions{ParseArch(config_.arch), config_.base_width});
+  if (!config_.pretrained_encoder.empty()) {
+    try {
+      LoadStateDict(*model_->encoder(), ReadTensorFile(config_.pretrained_encoder), LoadOptions{"", {"fc."}});
+    } catch (const std::exception& e) {
+      throw std::invalid_argument("pretrained_encoder: '" + config_.pretrained_encoder + "': " + e.what());
+    }
+  }
+  loss_ = MakeMultiTaskLoss(config_.loss);
+  model_->to(device_);
+  loss_->to(device_);
+
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (auto& params : model_->LayerGroups()) {
+    groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions().weight_decay(config_.weight_decay)));
+  }
+  // The log-variances are not weights: no decay (as in the reference). A fixed weighting has none to learn, but
+  // the group stays so that group indices mean the same in every checkpoint.
+  groups.emplace_back(loss_->parameters(),
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::ConfigureStage(Stage stage) {
+  const bool frozen = stage == Stage::kFrozen;
+  model_->SetEncoderFrozen(frozen);
+  const StageConfig& sc = frozen ? config_.frozen : config_.unfrozen;
+  if (frozen) {
+    group_max_lrs_.assign(4, sc.lr_max);
+  } else {
+    // Geometric spread over the three layer groups, as fastai's lr slice(lr_min, lr_max).
+    const double mid = std::sqrt(sc.lr_min * sc.lr_max);
+    group_max_lrs_ = {sc.lr_min, mid, sc.lr_max, sc.lr_max};
+  }
+}
+
+bool Trainer::StopRequested(const TrainerCallbacks& callbacks) const {
+  return callbacks.should_stop && callbacks.should_stop();
+}
+
+TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
+  TrainResult result;
+  int epochs_completed = 0;
+  if (!config_.checkpoint_dir.empty()) {
+    for (const auto& path : ListCheckpoints(config_.checkpoint_dir)) {
+      try {
+        CheckpointState state = LoadCheckpoint(path, model_, *loss_, *optimizer_);
+        epochs_completed = state.epochs_completed;
+        result.history = std::move(state.history);
+        result.resumed_from_epoch = epochs_completed;
+        break;
+      } catch (const std::runtime_error&) {
+        continue;  // torn or corrupt: fall back to the previous checkpoint
+      }
+    }
+  }
+
+  const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
+  stopped_ = false;
+  for (int epoch = epochs_completed + 1; epoch <= total_epochs && !stopped_; ++epoch) {
+    const Stage stage = epoch <= config_.frozen.epochs ? Stage::kFrozen : Stage::kUnfrozen;
+    const int epoch_in_stage = stage == Stage::kFrozen ? epoch - 1 : epoch - 1 - config_.frozen.epochs;
+    RunEpoch(stage, epoch, epoch_in_stage, callbacks, result);
+  }
+  result.cancelled = stopped_;
+  for (const auto& m : result.history) {
+    if (result.best_epoch == 0 ||
+        UnweightedValidationLoss(m) < UnweightedValidationLoss(result.history[result.best_epoch - 1])) {
+      result.best_epoch = m.epoch;
+    }
+  }
+  return result;
+}
+
+void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks,
+                       TrainResult& result) {
+  ConfigureStage(stage);
+  const int64_t steps_per_epoch = train_.batches_per_epoch();
+  const int stage_epochs = stage == Stage::kFrozen ? config_.frozen.epochs : config_.unfrozen.epochs;
+  const OneCycleSchedule schedule(OneCycleOptions{stage_epochs * steps_per_epoch});
+  const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
+
+  // Everything random in an epoch (dropout, data order, augmentation) derives from (seed, epoch), so resuming
+  // after epoch k replays epoch k+1 exactly.
+  torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)));
+  train_.StartEpoch(MixSeed(config_.seed ^ 0x5EED, static_cast<uint64_t>(epoch)));
+  model_->train();
+
+  const auto start = Clock::now();
+  double loss_sum = 0.0;
+  torch::Tensor task_loss_sum = torch::zeros({kNumTasks}, torch::kDouble);
+  int64_t step = 0, images = 0;
+  while (auto batch = train_.Next()) {
+    if (StopRequested(callbacks)) {
+      stopped_ = true;
+      return;
+    }
+    const int64_t stage_step = epoch_in_stage * steps_per_epoch + step;
+    const double lr_factor = schedule.LrFactor(stage_step);
+    const double beta1 = schedule.Momentum(stage_step);
+    auto& groups = optimizer_->param_groups();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      auto& options = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
+      options.lr(group_max_lrs_[g] * lr_factor);
+      options.betas({beta1, kBeta2});
+    }
+
+    const auto images_on_device = batch->images.to(device_, /*non_blocking=*/true);
+    const auto outputs = model_->forward(images_on_device);
+    const auto task_losses = TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
+                                        batch->ethnicity.to(device_, true));
+    const auto loss = loss_->Combine(task_losses);
+    const double loss_value = loss.item<double>();
+    ++step;
+    if (!std::isfinite(loss_value)) {
+      const auto per_task = ToArray(task_losses);
+      throw NonFiniteLossError("non-finite loss " + std::to_string(loss_value) + " at stage " +
+                               std::to_string(static_cast<int>(stage)) + ", epoch " + std::to_string(epoch) +
+                               ", step " + std::to_string(step) + " (task losses age " + std::to_string(per_task[0]) +
+                               ", gender " + std::to_string(per_task[1]) + ", ethnicity " +
+                               std::to_string(per_task[2]) + "); lower the learning rate");
+    }
+    optimizer_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+
+    loss_sum += loss_value;
+    task_loss_sum += task_losses.detach().to(torch::kCPU, torch::kDouble);
+    images += batch->size();
+    if (callbacks.on_step) {
+      StepProgress p;
+      p.stage = stage;
+      p.epoch = epoch;
+      p.total_epochs = total_epochs;
+      p.step = step;
+      p.steps_in_epoch = steps_per_epoch;
+      p.global_step = static_cast<int64_t>(epoch - 1) * steps_per_epoch + step;
+      p.total_steps = static_cast<int64_t>(total_epochs) * steps_per_epoch;
+      p.loss = loss_value;
+      p.images_per_s = images / std::max(Seconds(start), 1e-9);
+      p.head_lr = group_max_lrs_[2] * lr_factor;
+      callbacks.on_step(p);
+    }
+  }
+  const double train_seconds = Seconds(start);
+
+  EpochMetrics m;
+  m.stage = stage;
+  m.epoch = epoch;
+  m.train_loss = step ? loss_sum / step : 0.0;
+  m.train_task_losses = ToArray(step ? task_loss_sum / step : task_loss_sum);
+  m.log_variances = ToArray(loss_->LogVariances());
+  m.effective_weights = ToArray(loss_->EffectiveWeights());
+  m.images_per_s = images / std::max(train_seconds, 1e-9);
+  m.validation = Evaluate(model_, *loss_, validation_, device_);
+  m.seconds = Seconds(start);
+  result.history.push_back(m);
+
+  if (!config_.checkpoint_dir.empty()) {
+    SaveCheckpoint(CheckpointPath(config_.checkpoint_dir, epoch), model_, *loss_, *optimizer_,
+                   CheckpointState{epoch, result.history});
+    PruneCheckpoints(config_.checkpoint_dir);
+  }
+  if (callbacks.on_epoch) callbacks.on_epoch(m);
+}
+
+void Trainer::ExportModel(const std::string& path) const {
+  facet::ExportModel(path, const_cast<MultiTaskNet&>(model_), *loss_, config_.image_size);
+}
+
+}  // namespace facet

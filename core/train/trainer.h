@@ -1,0 +1,107 @@
+// The two-stage training loop: frozen encoder, then unfrozen with discriminative learning rates; one-cycle AdamW
+// in each stage; per-epoch validation; checkpoints; cancellation between steps.
+#pragma once
+
+#include "core/loss/multitask_loss.h"
+#include "core/model/multitask_net.h"
+#include "core/train/batch_source.h"
+#include "core/train/evaluation.h"
+#include "core/train/training_config.h"
+
+#include <c10/core/Device.h>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace facet {
+
+enum class Stage { kFrozen = 1, kUnfrozen = 2 };
+
+struct StepProgress {
+  Stage stage = Stage::kFrozen;
+  int epoch = 0;             // 1-based, counted over both stages
+  int total_epochs = 0;
+  int64_t step = 0;          // 1-based within the epoch
+  int64_t steps_in_epoch = 0;
+  int64_t global_step = 0;   // 1-based over the whole run
+  int64_t total_steps = 0;
+  double loss = 0.0;         // this batch's combined loss
+  double images_per_s = 0.0; // over the epoch so far
+  double head_lr = 0.0;
+};
+
+struct EpochMetrics {
+  Stage stage = Stage::kFrozen;
+  int epoch = 0;
+  double train_loss = 0.0;                            // mean combined loss over the epoch's batches
+  std::array<double, kNumTasks> train_task_losses{};
+  std::array<double, kNumTasks> log_variances{};      // at the end of the epoch
+  std::array<double, kNumTasks> effective_weights{};
+  double images_per_s = 0.0;                          // training step throughput, data loading included
+  double seconds = 0.0;                               // training + validation wall time
+  EvalMetrics validation;
+};
+
+struct TrainResult {
+  std::vector<EpochMetrics> history;  // every epoch so far, resumed ones included
+  int best_epoch = 0;                 // lowest unweighted sum of validation task losses (0: none yet)
+  bool cancelled = false;
+  int resumed_from_epoch = 0;         // 0 when the run started fresh
+};
+
+struct TrainerCallbacks {
+  std::function<void(const StepProgress&)> on_step;
+  std::function<void(const EpochMetrics&)> on_epoch;
+  // Polled between steps; returning true stops the run at once (the last epoch checkpoint stays valid).
+  std::function<bool()> should_stop;
+};
+
+// Raised when a batch's loss is NaN or infinite, before the optimizer can spread it into the weights.
+class NonFiniteLossError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Trainer {
+ public:
+  // Validates the config (std::invalid_argument naming the field), builds the model on the chosen device and
+  // loads the pretrained encoder if one is configured. The sources must outlive the trainer.
+  Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation);
+  ~Trainer();
+
+  // Trains to the end, or until should_stop; resumes from the newest readable checkpoint in
+  // config.checkpoint_dir when there is one.
+  TrainResult Run(const TrainerCallbacks& callbacks = {});
+
+  MultiTaskNet& model() { return model_; }
+  const MultiTaskLossImpl& loss() const { return *loss_; }
+  c10::Device device() const { return device_; }
+  const TrainingConfig& config() const { return config_; }
+
+  // Writes the model for serving and for Python (see ExportModel in checkpoint.h).
+  void ExportModel(const std::string& path) const;
+
+ private:
+  void ConfigureStage(Stage stage);
+  void RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks, TrainResult& result);
+  bool StopRequested(const TrainerCallbacks& callbacks) const;
+
+  TrainingConfig config_;
+  BatchSource& train_;
+  BatchSource& validation_;
+  c10::Device device_;
+  MultiTaskNet model_{nullptr};
+  std::shared_ptr<MultiTaskLossImpl> loss_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
+  bool stopped_ = false;
+};
+
+}  // namespace facet

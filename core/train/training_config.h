@@ -1,0 +1,51 @@
+// Everything a training run takes. Plain data, no LibTorch: the server maps its API onto it.
+#pragma once
+
+#include "core/data/augment_options.h"
+#include "core/loss/multitask_loss.h"
+
+#include <cstdint>
+#include <string>
+
+namespace facet {
+
+struct StageConfig {
+  int epochs = 0;
+  double lr_max = 0.0;  // learning rate of the heads (and of every group when there is one group)
+  double lr_min = 0.0;  // stage 2 only: learning rate of the stem; groups in between are spread geometrically
+};
+
+struct TrainingConfig {
+  // Data. Paths are used as given; the server resolves them inside its data root before they get here.
+  std::string data_dir;
+  std::string val_dir;         // when set, all of data_dir trains and val_dir validates
+  double val_fraction = 0.2;   // otherwise this share of data_dir, chosen by seed, validates
+  int max_images = 0;          // seeded subset of data_dir (0: all)
+
+  // Model.
+  std::string arch = "resnet34";
+  int base_width = 64;         // 64 is the standard ResNet; smaller makes a tiny model for tests
+  int image_size = 64;
+  std::string pretrained_encoder;  // optional torchvision state-dict file (torch.save(dict(sd)))
+
+  // Optimisation: stage 1 trains heads and encoder BatchNorm with the encoder frozen; stage 2 unfreezes it.
+  int batch_size = 64;
+  StageConfig frozen{/*epochs=*/2, /*lr_max=*/3e-3, /*lr_min=*/0.0};
+  StageConfig unfrozen{/*epochs=*/3, /*lr_max=*/1e-3, /*lr_min=*/1e-4};
+  double weight_decay = 1e-2;
+  LossConfig loss;
+  AugmentOptions augment;
+  uint64_t seed = 42;
+
+  // Execution.
+  std::string device = "auto";  // cpu | cuda | cuda:N | auto
+  int threads = 0;              // LibTorch intra-op threads; 0 = all cores
+  int loader_workers = 2;       // decode/augment threads
+  std::string checkpoint_dir;   // when set: a checkpoint after every epoch, and resume from the latest there
+};
+
+// Throws std::invalid_argument whose message starts with the offending field's name ("batch_size: must be ...").
+// Checks values only; whether folders exist is for whoever opens them.
+void ValidateTrainingConfig(const TrainingConfig& config);
+
+}  // namespace facet
