@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace facet {
 namespace {
@@ -42,6 +43,14 @@ Matrix3 Zoom(std::mt19937_64& rng, double max_zoom) {
   return Matrix3(1 / scale, 0, col, 0, 1 / scale, row, 0, 0, 1);
 }
 
+// OpenCV's BORDER_REFLECT_101: ... 2 1 | 0 1 2 ... n-1 | n-2 ...; coordinates far outside fold back repeatedly.
+int Reflect101(int i, int n) {
+  if (n == 1) return 0;
+  const int period = 2 * (n - 1);
+  i = std::abs(i) % period;
+  return i < n ? i : period - i;
+}
+
 double Logit(double p) {
   p = std::clamp(p, 1e-7, 1 - 1e-7);
   return std::log(p / (1 - p));
@@ -68,7 +77,8 @@ void Augmenter::Apply(const cv::Mat& bgr, bool augment, std::mt19937_64& rng, fl
     if (Chance(rng, options_.rotate_probability)) transform = true, affine = affine * Rotation(rng, options_.max_rotate_degrees);
     if (Chance(rng, options_.zoom_probability)) transform = true, affine = affine * Zoom(rng, options_.max_zoom);
   }
-  cv::Mat map_x(n, n, CV_32F), map_y(n, n, CV_32F);
+  // Source pixel coordinates of every output pixel.
+  std::vector<double> src_x(static_cast<size_t>(n) * n), src_y(src_x.size());
   for (int r = 0; r < n; ++r) {
     const double y = n == 1 ? 0.0 : -1.0 + 2.0 * r / (n - 1);
     for (int c = 0; c < n; ++c) {
@@ -79,13 +89,30 @@ void Augmenter::Apply(const cv::Mat& bgr, bool augment, std::mt19937_64& rng, fl
         p = cv::Vec3d(p[0] / p[2], p[1] / p[2], 1.0);
       }
       if (transform) p = affine * p;
-      map_x.at<float>(r, c) = static_cast<float>((p[0] + 1) * 0.5 * (w - 1));
-      map_y.at<float>(r, c) = static_cast<float>((p[1] + 1) * 0.5 * (h - 1));
+      src_x[static_cast<size_t>(r) * n + c] = (p[0] + 1) * 0.5 * (w - 1);
+      src_y[static_cast<size_t>(r) * n + c] = (p[1] + 1) * 0.5 * (h - 1);
     }
   }
-  cv::Mat source, sampled;
-  bgr.convertTo(source, CV_32FC3, 1.0 / 255.0);
-  cv::remap(source, sampled, map_x, map_y, cv::INTER_LINEAR, cv::BORDER_REFLECT_101);
+  // Exact bilinear sampling. cv::remap would quantise positions to 1/32 pixel, which makes it differ from the
+  // predictor's LibTorch resize by up to 0.01 (on a [0,1] scale); this keeps validation and serving identical.
+  cv::Mat sampled(n, n, CV_32FC3);
+  for (int r = 0; r < n; ++r) {
+    auto* out_row = sampled.ptr<cv::Vec3f>(r);
+    for (int c = 0; c < n; ++c) {
+      const double sx = src_x[static_cast<size_t>(r) * n + c], sy = src_y[static_cast<size_t>(r) * n + c];
+      const double fx0 = std::floor(sx), fy0 = std::floor(sy);
+      const double ax = sx - fx0, ay = sy - fy0;
+      const int x0 = Reflect101(static_cast<int>(fx0), w), x1 = Reflect101(static_cast<int>(fx0) + 1, w);
+      const int y0 = Reflect101(static_cast<int>(fy0), h), y1 = Reflect101(static_cast<int>(fy0) + 1, h);
+      const auto* row0 = bgr.ptr<cv::Vec3b>(y0);
+      const auto* row1 = bgr.ptr<cv::Vec3b>(y1);
+      for (int ch = 0; ch < 3; ++ch) {
+        const double top = (1 - ax) * row0[x0][ch] + ax * row0[x1][ch];
+        const double bottom = (1 - ax) * row1[x0][ch] + ax * row1[x1][ch];
+        out_row[c][ch] = static_cast<float>(((1 - ay) * top + ay * bottom) / 255.0);
+      }
+    }
+  }
 
   bool brightness = false, contrast = false, flip = false;
   double brightness_shift = 0.0, contrast_scale = 1.0;

@@ -36,4 +36,25 @@ std::vector<std::vector<torch::Tensor>> MultiTaskNetImpl::LayerGroups() const {
   return {encoder_->StemToLayer2Parameters(), encoder_->Layer3ToLayer4Parameters(), heads};
 }
 
+std::map<std::string, at::Tensor> RenameReferenceKeys(const std::map<std::string, at::Tensor>& reference) {
+  // The reference's encoder is nn.Sequential(*children of torchvision's ResNet)[:-2]: indices name the children.
+  static const std::pair<const char*, const char*> kRenames[] = {
+      {"encoder.0.", "encoder.conv1."},  {"encoder.1.", "encoder.bn1."},    {"encoder.4.", "encoder.layer1."},
+      {"encoder.5.", "encoder.layer2."}, {"encoder.6.", "encoder.layer3."}, {"encoder.7.", "encoder.layer4."},
+      {"race_head.", "ethnicity_head."}};
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [key, tensor] : reference) {
+    if (key == "log_vars") continue;
+    std::string renamed = key;
+    for (const auto& [from, to] : kRenames) {
+      if (key.rfind(from, 0) == 0) {
+        renamed = to + key.substr(std::char_traits<char>::length(from));
+        break;
+      }
+    }
+    out[renamed] = tensor;
+  }
+  return out;
+}
+
 }  // namespace facet

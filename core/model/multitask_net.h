@@ -5,6 +5,8 @@
 
 #include <torch/nn/modules/container/sequential.h>
 
+#include <map>
+#include <string>
 #include <vector>
 
 namespace facet {
@@ -37,5 +39,10 @@ class MultiTaskNetImpl : public torch::nn::Module {
   torch::nn::Sequential age_head_{nullptr}, gender_head_{nullptr}, ethnicity_head_{nullptr};
 };
 TORCH_MODULE(MultiTaskNet);
+
+// Renames a state dict saved by the plain-PyTorch reference (`encoder.0.weight`, `race_head.4.bias`, ...) to this
+// model's names (`encoder.conv1.weight`, `ethnicity_head.4.bias`); its `log_vars` is dropped. Other keys pass
+// through unchanged, so LoadStateDict still reports whatever does not fit.
+std::map<std::string, at::Tensor> RenameReferenceKeys(const std::map<std::string, at::Tensor>& reference);
 
 }  // namespace facet

@@ -1,0 +1,107 @@
+#include "core/data/augment.h"
+#include "core/data/image_io.h"
+#include "core/data/synthetic.h"
+#include "core/infer/preprocess.h"
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+namespace facet {
+namespace {
+
+cv::Mat TestImage(int size = 120) {
+  std::mt19937_64 rng(5);
+  return RenderSyntheticFace({40, 1, 2}, size, rng);
+}
+
+torch::Tensor AugmentOnce(const Augmenter& a, const cv::Mat& img, bool augment, uint64_t seed) {
+  auto out = torch::empty({3, a.size(), a.size()});
+  std::mt19937_64 rng(seed);
+  a.Apply(img, augment, rng, out.data_ptr<float>());
+  return out;
+}
+
+TEST(Augmenter, ValidationPathEqualsThePredictorsPreprocessing) {
+  const cv::Mat img = TestImage();
+  const Augmenter augmenter(AugmentOptions{}, 64);
+  const auto loader_view = AugmentOnce(augmenter, img, /*augment=*/false, 0);
+  const auto predictor_view = PreprocessImage(ViewOf(img), 64);
+  EXPECT_LT((loader_view - predictor_view).abs().max().item<float>(), 1e-4);
+}
+
+TEST(Augmenter, OutputIsNormalisedWithinTheImageNetRange) {
+  const Augmenter augmenter(AugmentOptions{}, 48);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const auto out = AugmentOnce(augmenter, TestImage(), true, seed);
+    EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_GE(out[c].min().item<float>(), (0 - kImageNetMean[c]) / kImageNetStd[c] - 1e-4);
+      EXPECT_LE(out[c].max().item<float>(), (1 - kImageNetMean[c]) / kImageNetStd[c] + 1e-4);
+    }
+  }
+}
+
+TEST(Augmenter, IsDeterministicUnderASeedAndVariesAcrossSeeds) {
+  const Augmenter augmenter(AugmentOptions{}, 64);
+  const cv::Mat img = TestImage();
+  EXPECT_TRUE(torch::equal(AugmentOnce(augmenter, img, true, 11), AugmentOnce(augmenter, img, true, 11)));
+  EXPECT_FALSE(torch::equal(AugmentOnce(augmenter, img, true, 11), AugmentOnce(augmenter, img, true, 12)));
+}
+
+TEST(Augmenter, FlipAloneMirrorsTheValidationImage) {
+  AugmentOptions only_flip;
+  only_flip.flip_probability = 1.0;
+  only_flip.rotate_probability = only_flip.zoom_probability = only_flip.warp_probability = 0.0;
+  only_flip.lighting_probability = 0.0;
+  const cv::Mat img = TestImage();
+  const auto plain = AugmentOnce(Augmenter(only_flip, 64), img, false, 0);
+  const auto flipped = AugmentOnce(Augmenter(only_flip, 64), img, true, 0);
+  EXPECT_LT((flipped - plain.flip({2})).abs().max().item<float>(), 1e-5);
+}
+
+TEST(Augmenter, DisabledAugmentationIsTheValidationPath) {
+  AugmentOptions off;
+  off.enabled = false;
+  const cv::Mat img = TestImage();
+  EXPECT_TRUE(torch::equal(AugmentOnce(Augmenter(off, 64), img, true, 3), AugmentOnce(Augmenter(off, 64), img, false, 3)));
+}
+
+TEST(Augmenter, RejectsNonBgrInput) {
+  const Augmenter augmenter(AugmentOptions{}, 32);
+  std::mt19937_64 rng(0);
+  float out[3 * 32 * 32];
+  EXPECT_THROW(augmenter.Apply(cv::Mat(), false, rng, out), std::invalid_argument);
+  EXPECT_THROW(augmenter.Apply(cv::Mat(10, 10, CV_8UC1), false, rng, out), std::invalid_argument);
+}
+
+TEST(DecodeImage, ReportsCorruptAndEmptyData) {
+  EXPECT_THROW(DecodeImage(""), ImageDecodeError);
+  EXPECT_THROW(DecodeImage("definitely not a jpeg"), ImageDecodeError);
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", TestImage(), jpeg);
+  const std::string truncated(reinterpret_cast<const char*>(jpeg.data()), 40);
+  EXPECT_THROW(DecodeImage(truncated), ImageDecodeError);
+  const cv::Mat decoded = DecodeImage(std::string(jpeg.begin(), jpeg.end()));
+  EXPECT_EQ(decoded.size(), cv::Size(120, 120));
+}
+
+TEST(PreprocessImage, HandlesGrayAndBgraAndStrides) {
+  const cv::Mat bgr = TestImage(80);
+  cv::Mat gray, bgra;
+  cv::cvtColor(bgr, gray, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(bgr, bgra, cv::COLOR_BGR2BGRA);
+  const auto from_gray = PreprocessImage(ViewOf(gray), 32);
+  EXPECT_EQ(from_gray.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  // The three channels of a gray image differ only by normalisation.
+  EXPECT_LT(((from_gray[0] * kImageNetStd[0] + kImageNetMean[0]) - (from_gray[2] * kImageNetStd[2] + kImageNetMean[2]))
+                .abs().max().item<float>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(PreprocessImage(ViewOf(bgra), 32), PreprocessImage(ViewOf(bgr), 32)));
+  const cv::Mat roi = bgr(cv::Rect(10, 10, 50, 40));  // a non-contiguous view
+  EXPECT_TRUE(torch::allclose(PreprocessImage(ViewOf(roi), 32), PreprocessImage(ViewOf(roi.clone()), 32)));
+  EXPECT_THROW(PreprocessImage(ImageView{}, 32), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace facet

@@ -1,0 +1,82 @@
+#include "core/loss/multitask_loss.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace facet {
+namespace {
+
+torch::Tensor SetLogVars(MultiTaskLossImpl& loss, std::vector<float> values) {
+  torch::NoGradGuard no_grad;
+  auto s = loss.named_parameters()["log_vars"];
+  s.copy_(torch::tensor(values));
+  return s;
+}
+
+TEST(UncertaintyLoss, KendallGradientsMatchTheClosedForm) {
+  auto loss = MakeMultiTaskLoss({LossWeighting::kUncertainty});
+  const std::vector<float> s = {0.3f, -0.7f, 1.1f};
+  auto log_vars = SetLogVars(*loss, s);
+  const auto L = torch::tensor({0.8, 1.7, 0.4}, torch::kFloat);
+  loss->Combine(L).backward();
+  const auto grad = log_vars.grad();
+  // d/ds [½e^(-s)L + ½s] = -½e^(-s)L + ½ (regression); d/ds [e^(-s)L + ½s] = -e^(-s)L + ½ (classification)
+  EXPECT_NEAR(grad[0].item<float>(), -0.5 * std::exp(-0.3) * 0.8 + 0.5, 1e-6);
+  EXPECT_NEAR(grad[1].item<float>(), -std::exp(0.7) * 1.7 + 0.5, 1e-5);
+  EXPECT_NEAR(grad[2].item<float>(), -std::exp(-1.1) * 0.4 + 0.5, 1e-6);
+  // The optimum of each term is s* = log(c·L): the learned weight balances the task's loss.
+  EXPECT_NEAR(loss->EffectiveWeights()[0].item<float>(), 0.5 * std::exp(-0.3), 1e-6);
+}
+
+TEST(UncertaintyLoss, SeedFormGradientsMatchTheClosedForm) {
+  auto loss = MakeMultiTaskLoss({LossWeighting::kUncertaintySeed});
+  auto log_vars = SetLogVars(*loss, {0.2f, 0.5f, -0.4f});
+  const auto L = torch::tensor({0.9, 0.3, 2.0}, torch::kFloat);
+  loss->Combine(L).backward();
+  const std::vector<double> s = {0.2, 0.5, -0.4}, l = {0.9, 0.3, 2.0};
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(log_vars.grad()[i].item<float>(), -std::exp(-s[i]) * l[i] + 1, 1e-5);
+}
+
+TEST(UncertaintyLoss, AtZeroLogVariancesReducesToTheTaskSum) {
+  const auto L = torch::tensor({0.9, 0.3, 2.0}, torch::kFloat);
+  EXPECT_NEAR(MakeMultiTaskLoss({LossWeighting::kUncertaintySeed})->Combine(L).item<float>(), 3.2, 1e-6);
+  // Kendall's form keeps its ½ on the regression term.
+  EXPECT_NEAR(MakeMultiTaskLoss({LossWeighting::kUncertainty})->Combine(L).item<float>(), 0.45 + 2.3, 1e-6);
+  EXPECT_NEAR(MakeMultiTaskLoss({LossWeighting::kEqual})->Combine(L).item<float>(), 3.2, 1e-6);
+}
+
+TEST(UncertaintyLoss, TotalMayBeNegativeAndWeightsAreReportedApart) {
+  auto loss = MakeMultiTaskLoss({LossWeighting::kUncertaintySeed});
+  SetLogVars(*loss, {-3.0f, -3.0f, -3.0f});
+  EXPECT_LT(loss->Combine(torch::tensor({0.01f, 0.01f, 0.01f})).item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(loss->LogVariances(), torch::full({3}, -3.0f)));
+  EXPECT_TRUE(torch::allclose(loss->EffectiveWeights(), torch::full({3}, std::exp(3.0f))));
+}
+
+TEST(FixedWeightLoss, UsesTheUsersWeightsAndLearnsNothing) {
+  LossConfig config{LossWeighting::kFixed, {2.0, 0.5, 1.0}};
+  auto loss = MakeMultiTaskLoss(config);
+  EXPECT_TRUE(loss->parameters().empty());
+  EXPECT_NEAR(loss->Combine(torch::tensor({1.0f, 2.0f, 3.0f})).item<float>(), 2 + 1 + 3, 1e-6);
+  EXPECT_THROW(MakeMultiTaskLoss({LossWeighting::kFixed, {1.0, -1.0, 1.0}}), std::invalid_argument);
+}
+
+TEST(LossWeighting, ParsesItsNames) {
+  for (auto w : {LossWeighting::kUncertainty, LossWeighting::kUncertaintySeed, LossWeighting::kEqual,
+                 LossWeighting::kFixed}) {
+    EXPECT_EQ(ParseLossWeighting(LossWeightingName(w)), w);
+  }
+  EXPECT_THROW(ParseLossWeighting("gradnorm"), std::invalid_argument);
+}
+
+TEST(TaskLosses, AreMseAndCrossEntropies) {
+  TaskOutputs out{torch::tensor({0.5f, 0.7f}), torch::tensor({{2.0f, 0.0f}, {0.0f, 1.0f}}),
+                  torch::zeros({2, 5})};
+  const auto l = TaskLosses(out, torch::tensor({0.4f, 0.9f}), torch::tensor({0L, 1L}), torch::tensor({3L, 0L}));
+  EXPECT_NEAR(l[0].item<float>(), (0.01 + 0.04) / 2, 1e-6);
+  EXPECT_NEAR(l[1].item<float>(), (std::log(1 + std::exp(-2.0)) + std::log(1 + std::exp(-1.0))) / 2, 1e-6);
+  EXPECT_NEAR(l[2].item<float>(), std::log(5.0), 1e-6);
+}
+
+}  // namespace
+}  // namespace facet

@@ -1,0 +1,249 @@
+#include "core/data/synthetic.h"
+#include "core/data/training_data.h"
+#include "core/model/state_dict.h"
+#include "core/train/lr_finder.h"
+#include "core/train/trainer.h"
+#include "tests/test_util.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace facet {
+namespace {
+
+// One synthetic set for the whole suite: writing it is the slow part of set-up.
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    WriteSyntheticDataset(dir_->path(), {/*count=*/800, /*image_size=*/64, /*seed=*/3});
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static TrainingConfig TinyConfig() {
+    TrainingConfig c;
+    c.data_dir = dir_->path();
+    c.arch = "resnet18";
+    c.base_width = 16;
+    c.image_size = 48;
+    c.batch_size = 32;
+    c.frozen = {1, 1e-2, 0};
+    c.unfrozen = {4, 3e-3, 3e-4};
+    c.device = "cpu";
+    c.threads = 2;
+    c.loader_workers = 2;
+    return c;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* TrainerTest::dir_ = nullptr;
+
+TEST_F(TrainerTest, LearnsAllThreeTasksOnSyntheticFaces) {
+  const TrainingConfig config = TinyConfig();
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  int steps = 0;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepProgress& p) {
+    ++steps;
+    EXPECT_EQ(p.global_step, steps);
+    EXPECT_EQ(p.total_steps, 5 * data.train->batches_per_epoch());
+  };
+  const TrainResult result = trainer.Run(callbacks);
+  ASSERT_EQ(result.history.size(), 5u);
+  EXPECT_EQ(steps, 5 * data.train->batches_per_epoch());
+  EXPECT_FALSE(result.cancelled);
+  EXPECT_GE(result.best_epoch, 1);
+
+  // Constant-prediction baselines a broken model cannot beat: the spread of the validation targets, the majority
+  // classes' shares.
+  double sum = 0, sum_sq = 0;
+  int counts_gender[2] = {0, 0}, counts_ethnicity[5] = {0, 0, 0, 0, 0};
+  data.validation->StartEpoch(0);
+  int64_t n = 0;
+  while (auto b = data.validation->Next()) {
+    sum += b->age.sum().item<double>();
+    sum_sq += b->age.pow(2).sum().item<double>();
+    for (int64_t i = 0; i < b->size(); ++i) {
+      ++counts_gender[b->gender[i].item<int64_t>()];
+      ++counts_ethnicity[b->ethnicity[i].item<int64_t>()];
+    }
+    n += b->size();
+  }
+  const double target_std = std::sqrt(sum_sq / n - (sum / n) * (sum / n));
+  const double majority_gender = *std::max_element(counts_gender, counts_gender + 2) / double(n);
+  const double majority_ethnicity = *std::max_element(counts_ethnicity, counts_ethnicity + 5) / double(n);
+
+  const EpochMetrics& first = result.history.front();
+  const EpochMetrics& last = result.history.back();
+  EXPECT_GT(last.validation.gender_accuracy, std::max(0.8, majority_gender + 0.25));
+  EXPECT_GT(last.validation.ethnicity_accuracy, std::max(0.55, majority_ethnicity + 0.3));
+  EXPECT_LT(last.validation.age_rmse, 0.75 * target_std);
+  EXPECT_LT(last.validation.age_mae_years, first.validation.age_mae_years);
+  EXPECT_LT(last.train_loss, first.train_loss);
+  EXPECT_EQ(last.stage, Stage::kUnfrozen);
+  EXPECT_GT(last.images_per_s, 0);
+  for (double a : last.validation.ethnicity_class_accuracy) EXPECT_TRUE(a >= 0 && a <= 1);
+  // The log-variances are learned: they moved away from 0.
+  EXPECT_GT(std::abs(last.log_variances[0]) + std::abs(last.log_variances[1]) + std::abs(last.log_variances[2]), 1e-3);
+}
+
+TEST_F(TrainerTest, FrozenStageLeavesEncoderConvolutionsUntouched) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 200;
+  config.unfrozen.epochs = 0;
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  TensorMap before;
+  for (const auto& [k, v] : StateDict(*trainer.model())) before[k] = v.clone();
+  trainer.Run();
+  int convs = 0, norms_changed = 0;
+  for (const auto& [k, v] : StateDict(*trainer.model())) {
+    const bool conv = k.rfind("encoder.", 0) == 0 && v.dim() == 4;
+    if (conv) {
+      ++convs;
+      EXPECT_TRUE(torch::equal(v, before.at(k))) << k << " changed in the frozen stage";
+    }
+    if (k.rfind("encoder.", 0) == 0 && k.find("bn1.weight") != std::string::npos && !torch::equal(v, before.at(k))) {
+      ++norms_changed;
+    }
+  }
+  EXPECT_EQ(convs, 20);  // resnet18: stem + 16 block convolutions + 3 downsample convolutions
+  EXPECT_GT(norms_changed, 0) << "encoder BatchNorm layers train in the frozen stage";
+  EXPECT_FALSE(torch::equal(StateDict(*trainer.model()).at("age_head.4.weight"), before.at("age_head.4.weight")));
+}
+
+TEST_F(TrainerTest, CancelStopsBetweenSteps) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 200;
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  int steps = 0;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepProgress&) { ++steps; };
+  callbacks.should_stop = [&] { return steps >= 2; };
+  const TrainResult result = trainer.Run(callbacks);
+  EXPECT_TRUE(result.cancelled);
+  EXPECT_EQ(steps, 2);
+  EXPECT_TRUE(result.history.empty());
+}
+
+TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 1;
+  config.unfrozen.epochs = 2;
+
+  testing::TempDir straight_dir, resumed_dir;
+  TensorMap straight;
+  std::vector<EpochMetrics> straight_history;
+  {
+    config.checkpoint_dir = straight_dir.path();
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    straight_history = trainer.Run().history;
+    straight = StateDict(*trainer.model());
+  }
+  config.checkpoint_dir = resumed_dir.path();
+  {  // Stop once epoch 2 (the first of stage 2) is checkpointed.
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    bool epoch2_done = false;
+    TrainerCallbacks callbacks;
+    callbacks.on_epoch = [&](const EpochMetrics& m) { epoch2_done = m.epoch == 2; };
+    callbacks.should_stop = [&] { return epoch2_done; };
+    const TrainResult partial = trainer.Run(callbacks);
+    ASSERT_TRUE(partial.cancelled);
+    ASSERT_EQ(partial.history.size(), 2u);
+  }
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);  // a fresh process would build exactly this
+  const TrainResult resumed = trainer.Run();
+  EXPECT_EQ(resumed.resumed_from_epoch, 2);
+  ASSERT_EQ(resumed.history.size(), 3u);
+  EXPECT_DOUBLE_EQ(resumed.history[0].validation.loss, straight_history[0].validation.loss) << "history survives";
+  EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6);
+  for (const auto& [k, v] : StateDict(*trainer.model())) {
+    EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
+  }
+}
+
+TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
+  TrainingConfig config = TinyConfig();
+  config.batch_size = 0;
+  try {
+    ValidateTrainingConfig(config);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("batch_size:", 0), 0u) << e.what();
+  }
+  config = TinyConfig();
+  config.arch = "vgg16";
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.unfrozen.lr_min = 1.0;
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.augment.flip_probability = 2;
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+}
+
+TEST_F(TrainerTest, PretrainedEncoderWithWrongKeysIsAClearError) {
+  testing::TempDir tmp;
+  WriteTensorFile(tmp / "enc.pt", {{"conv1.weight", torch::zeros({3, 3})}});
+  TrainingConfig config = TinyConfig();
+  config.max_images = 100;
+  config.pretrained_encoder = tmp / "enc.pt";
+  TrainingData data = OpenTrainingData(config);
+  try {
+    Trainer trainer(config, *data.train, *data.validation);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("pretrained_encoder:", 0), 0u) << m;
+    EXPECT_NE(m.find("mis-shaped keys [conv1.weight"), std::string::npos) << m;
+  }
+}
+
+Batch RandomBatch(int64_t n, int size, bool poison) {
+  torch::manual_seed(0);
+  auto images = torch::randn({n, 3, size, size});
+  if (poison) images[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  return Batch{images, torch::rand({n}), torch::randint(2, {n}), torch::randint(5, {n})};
+}
+
+TEST_F(TrainerTest, NonFiniteLossStopsTheRunBeforeTheWeightsAreHarmed) {
+  TrainingConfig config = TinyConfig();
+  testing::TensorBatchSource train(RandomBatch(64, 32, /*poison=*/true), 16, false), val(RandomBatch(16, 32, false), 16, false);
+  Trainer trainer(config, train, val);
+  try {
+    trainer.Run();
+    FAIL() << "expected NonFiniteLossError";
+  } catch (const NonFiniteLossError& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite loss"), std::string::npos) << e.what();
+  }
+  for (const auto& p : trainer.model()->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+TEST_F(TrainerTest, LrFinderSweepsAndRestoresTheModel) {
+  TrainingConfig config = TinyConfig();
+  testing::TensorBatchSource train(RandomBatch(64, 32, false), 16, true), val(RandomBatch(16, 32, false), 16, false);
+  Trainer trainer(config, train, val);
+  TensorMap before;
+  for (const auto& [k, v] : StateDict(*trainer.model())) before[k] = v.clone();
+  LrFinderOptions options;
+  options.num_steps = 30;
+  const LrFinderResult r = FindLearningRate(trainer, train, options, /*frozen=*/false);
+  ASSERT_GE(r.learning_rates.size(), 3u);
+  EXPECT_EQ(r.learning_rates.size(), r.smoothed_losses.size());
+  EXPECT_NEAR(r.learning_rates[0], 1e-7, 1e-12);
+  EXPECT_TRUE(std::is_sorted(r.learning_rates.begin(), r.learning_rates.end()));
+  EXPECT_GE(r.suggested_lr, r.learning_rates.front());
+  EXPECT_LE(r.suggested_lr, r.learning_rates.back());
+  for (const auto& [k, v] : StateDict(*trainer.model())) EXPECT_TRUE(torch::equal(v, before.at(k))) << k;
+}
+
+}  // namespace
+}  // namespace facet
