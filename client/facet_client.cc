@@ -1,0 +1,147 @@
+#include "client/facet_client.h"
+
+#include <grpcpp/health_check_service_interface.h>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace facet::client {
+namespace {
+
+std::string CodeName(grpc::StatusCode code) {
+  static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                       "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "CODE_" + std::to_string(i);
+}
+
+// Takes the response by value after the call has filled it (never pass the call and its response in one
+// argument list: their evaluation order is unspecified).
+template <typename Response>
+Response Check(const std::string& method, const grpc::Status& status, Response response) {
+  if (!status.ok()) throw RpcError(method, status);
+  return response;
+}
+
+}  // namespace
+
+RpcError::RpcError(const std::string& method, const grpc::Status& status)
+    : std::runtime_error(method + ": " + CodeName(status.error_code()) + ": " + status.error_message()),
+      code_(status.error_code()) {}
+
+FacetClient::FacetClient(const std::string& address, std::chrono::milliseconds timeout)
+    : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+      training_(v1::TrainingService::NewStub(channel_)),
+      models_(v1::ModelService::NewStub(channel_)),
+      inference_(v1::InferenceService::NewStub(channel_)),
+      timeout_(timeout) {}
+
+std::unique_ptr<grpc::ClientContext> FacetClient::Context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout_);
+  return context;
+}
+
+v1::Job FacetClient::StartTraining(const v1::TrainingConfig& config) {
+  v1::StartTrainingRequest request;
+  *request.mutable_config() = config;
+  v1::Job job;
+  auto context = Context();
+  const grpc::Status status = training_->StartTraining(context.get(), request, &job);
+  return Check("StartTraining", status, std::move(job));
+}
+
+v1::Job FacetClient::GetJob(const std::string& id) {
+  v1::GetJobRequest request;
+  request.set_id(id);
+  v1::Job job;
+  auto context = Context();
+  const grpc::Status status = training_->GetJob(context.get(), request, &job);
+  return Check("GetJob", status, std::move(job));
+}
+
+v1::ListJobsResponse FacetClient::ListJobs(v1::JobState state, int page_size, const std::string& page_token) {
+  v1::ListJobsRequest request;
+  request.set_state(state);
+  request.set_page_size(page_size);
+  request.set_page_token(page_token);
+  v1::ListJobsResponse response;
+  auto context = Context();
+  const grpc::Status status = training_->ListJobs(context.get(), request, &response);
+  return Check("ListJobs", status, std::move(response));
+}
+
+v1::Job FacetClient::CancelJob(const std::string& id) {
+  v1::CancelJobRequest request;
+  request.set_id(id);
+  v1::Job job;
+  auto context = Context();
+  const grpc::Status status = training_->CancelJob(context.get(), request, &job);
+  return Check("CancelJob", status, std::move(job));
+}
+
+void FacetClient::WatchJob(const std::string& id, const std::function<void(const v1::JobEvent&)>& on_event) {
+  v1::WatchJobRequest request;
+  request.set_id(id);
+  grpc::ClientContext context;  // no deadline: a watch lasts as long as the job
+  auto reader = training_->WatchJob(&context, request);
+  v1::JobEvent event;
+  while (reader->Read(&event)) on_event(event);
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) throw RpcError("WatchJob", status);
+}
+
+v1::ListModelsResponse FacetClient::ListModels() {
+  v1::ListModelsResponse response;
+  auto context = Context();
+  const grpc::Status status = models_->ListModels(context.get(), v1::ListModelsRequest(), &response);
+  return Check("ListModels", status, std::move(response));
+}
+
+v1::Model FacetClient::GetModel(const std::string& id) {
+  v1::GetModelRequest request;
+  request.set_id(id);
+  v1::Model model;
+  auto context = Context();
+  const grpc::Status status = models_->GetModel(context.get(), request, &model);
+  return Check("GetModel", status, std::move(model));
+}
+
+v1::Model FacetClient::ActivateModel(const std::string& id) {
+  v1::ActivateModelRequest request;
+  request.set_id(id);
+  v1::Model model;
+  auto context = Context();
+  const grpc::Status status = models_->ActivateModel(context.get(), request, &model);
+  return Check("ActivateModel", status, std::move(model));
+}
+
+v1::Model FacetClient::RegisterModel(const std::string& path) {
+  v1::RegisterModelRequest request;
+  request.set_path(path);
+  v1::Model model;
+  auto context = Context();
+  const grpc::Status status = models_->RegisterModel(context.get(), request, &model);
+  return Check("RegisterModel", status, std::move(model));
+}
+
+v1::PredictResponse FacetClient::Predict(const v1::PredictRequest& request) {
+  v1::PredictResponse response;
+  auto context = Context();
+  const grpc::Status status = inference_->Predict(context.get(), request, &response);
+  return Check("Predict", status, std::move(response));
+}
+
+std::string FacetClient::Health(const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  auto context = Context();
+  const grpc::Status status = stub->Check(context.get(), request, &response);
+  Check("Health.Check", status, 0);
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+}
+
+}  // namespace facet::client

@@ -1,0 +1,56 @@
+// A thin client over facet's gRPC API: one channel, a fresh context and deadline per call, errors as exceptions.
+#pragma once
+
+#include "facet/v1/facet.grpc.pb.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace facet::client {
+
+// A failed call: the gRPC status and where it came from.
+class RpcError : public std::runtime_error {
+ public:
+  RpcError(const std::string& method, const grpc::Status& status);
+  grpc::StatusCode code() const { return code_; }
+
+ private:
+  grpc::StatusCode code_;
+};
+
+class FacetClient {
+ public:
+  FacetClient(const std::string& address, std::chrono::milliseconds timeout);
+
+  v1::Job StartTraining(const v1::TrainingConfig& config);
+  v1::Job GetJob(const std::string& id);
+  v1::ListJobsResponse ListJobs(v1::JobState state, int page_size, const std::string& page_token);
+  v1::Job CancelJob(const std::string& id);
+  // Calls on_event for every event until the job ends (returns OK) or the stream fails (throws RpcError).
+  void WatchJob(const std::string& id, const std::function<void(const v1::JobEvent&)>& on_event);
+
+  v1::ListModelsResponse ListModels();
+  v1::Model GetModel(const std::string& id);
+  v1::Model ActivateModel(const std::string& id);
+  v1::Model RegisterModel(const std::string& path);
+
+  v1::PredictResponse Predict(const v1::PredictRequest& request);
+
+  // "SERVING", "NOT_SERVING", ... for a service name ("" = the whole server).
+  std::string Health(const std::string& service);
+
+ private:
+  std::unique_ptr<grpc::ClientContext> Context() const;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TrainingService::Stub> training_;
+  std::unique_ptr<v1::ModelService::Stub> models_;
+  std::unique_ptr<v1::InferenceService::Stub> inference_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace facet::client

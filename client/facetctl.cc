@@ -1,0 +1,548 @@
+// facetctl: the command-line client of facet-server. `facetctl --help` lists the commands.
+#include "client/facet_client.h"
+#include "core/data/synthetic.h"
+#include "core/util/flag_set.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = facet::v1;
+using facet::FlagSet;
+using facet::client::FacetClient;
+using facet::client::RpcError;
+
+// Exit codes: 0 success, 1 the server answered with an error (or the job failed), 2 usage error, 3 unreachable.
+constexpr int kExitError = 1, kExitUsage = 2, kExitUnreachable = 3;
+
+const char kUsage[] =
+    "usage: facetctl [--server HOST:PORT] [--timeout SECONDS] COMMAND [flags] [args]\n"
+    "\n"
+    "The command-line client of facet-server (multi-task face model: age, gender, ethnicity).\n"
+    "\n"
+    "commands:\n"
+    "  train --data DIR [flags]     submit a training job (DIR relative to the server's data root); --watch follows it\n"
+    "  jobs [--state S]             list jobs, newest first\n"
+    "  job ID [--json]              one job with its per-epoch history\n"
+    "  watch ID                     follow a job: live progress, per-epoch metrics, a summary at the end\n"
+    "  cancel ID                    cancel a queued or running job\n"
+    "  models                       list models\n"
+    "  model ID [--json]            one model\n"
+    "  activate ID                  make a model the one Predict serves\n"
+    "  register PATH                add an exported model file (relative to the data root)\n"
+    "  predict FILE|DIR... [flags]  predict age, gender and ethnicity of images (--json, --detect-faces)\n"
+    "  health                       the server's health, per service\n"
+    "  make-dataset --synthetic --out DIR [--count N] [--size N] [--seed N]\n"
+    "                               write a synthetic UTKFace-format data set (no server needed)\n"
+    "\n"
+    "`facetctl COMMAND --help` shows a command's flags. --server defaults to $FACET_SERVER or localhost:7070.\n"
+    "Exit status: 0 success, 1 error from the server or a failed job, 2 usage error, 3 server unreachable.\n";
+
+struct Context {
+  std::string server = "localhost:7070";
+  double timeout_s = 30;
+};
+
+FlagSet CommandFlags(const std::string& usage) {
+  FlagSet f(usage);
+  f.String("server", "localhost:7070", "facet-server address", "FACET_SERVER");
+  f.Double("timeout", 30, "per-call deadline in seconds");
+  return f;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "-";
+  const std::time_t s = t.seconds();
+  char out[32];
+  std::strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%S", std::localtime(&s));
+  return out;
+}
+
+std::string StateName(v1::JobState s) {
+  std::string name = v1::JobState_Name(s);
+  return name.rfind("JOB_STATE_", 0) == 0 ? name.substr(10) : name;
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+std::string Duration(double seconds) {
+  if (!(seconds >= 0) || !std::isfinite(seconds)) return "-";
+  const long s = std::lround(seconds);
+  char out[32];
+  std::snprintf(out, sizeof(out), "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  return out;
+}
+
+void PrintEpochHeader() {
+  std::printf("%5s %5s %10s %9s %8s %9s %8s %8s %9s %8s  %s\n", "epoch", "stage", "train_loss", "val_loss",
+              "age_rmse", "age_mae_y", "gender", "ethnic", "img/s", "seconds", "log_vars (age gender ethnicity)");
+}
+
+void PrintEpoch(const v1::EpochMetrics& m) {
+  const auto& v = m.validation();
+  std::printf("%5d %5d %10.4f %9.4f %8.4f %9.2f %8.3f %8.3f %9.1f %8.1f ", m.epoch(), m.stage(), m.train_loss(),
+              v.loss(), v.age_rmse(), v.age_mae_years(), v.gender_accuracy(), v.ethnicity_accuracy(), m.images_per_s(),
+              m.seconds());
+  for (double s : m.log_variances()) std::printf(" %7.3f", s);
+  std::printf("\n");
+}
+
+void PrintJob(const v1::Job& job) {
+  const auto& c = job.config();
+  std::printf("job        %s\nstate      %s\n", job.id().c_str(), StateName(job.state()).c_str());
+  if (!job.error().empty()) std::printf("error      %s\n", job.error().c_str());
+  std::printf("data       %s (validation: %s)\n", c.data_dir().c_str(),
+              c.val_dir().empty() ? ("seeded " + std::to_string(c.val_fraction()) + " split").c_str()
+                                  : c.val_dir().c_str());
+  std::printf("model      %s width %d, %d px, batch %d, epochs %d frozen + %d unfrozen, loss %s, seed %llu\n",
+              c.arch().c_str(), c.base_width(), c.image_size(), c.batch_size(), c.frozen().epochs(),
+              c.unfrozen().epochs(), v1::LossWeighting_Name(c.loss_weighting()).c_str(),
+              static_cast<unsigned long long>(c.seed()));
+  std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
+              FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
+  if (job.resumed_from_epoch() > 0) std::printf("resumed    after epoch %d\n", job.resumed_from_epoch());
+  if (!job.model_id().empty()) std::printf("produced   %s\n", job.model_id().c_str());
+  if (job.history_size() > 0) {
+    std::printf("\n");
+    PrintEpochHeader();
+    for (const auto& m : job.history()) PrintEpoch(m);
+    std::printf("best epoch: %d\n", job.best().epoch());
+  }
+}
+
+// ----------------------------------------------------------------------------------------------- commands
+
+void DefineTrainingFlags(FlagSet& f) {
+  f.String("data", "", "training folder, relative to the server's data root (required)");
+  f.String("val-dir", "", "separate validation folder (then all of --data trains)");
+  f.Double("val-fraction", 0.2, "seeded share of --data that validates");
+  f.Int("max-images", 0, "seeded subset of --data (0: all)");
+  f.String("arch", "resnet34", "resnet18, resnet34 or resnet50");
+  f.Int("width", 64, "ResNet base width (64 is standard; 16 makes a small fast model)");
+  f.Int("size", 64, "input size in pixels");
+  f.Int("batch", 64, "batch size");
+  f.Int("frozen-epochs", 2, "stage 1 epochs (encoder frozen except BatchNorm)");
+  f.Double("frozen-lr", 3e-3, "stage 1 one-cycle max learning rate");
+  f.Int("unfrozen-epochs", 3, "stage 2 epochs (everything trains)");
+  f.Double("unfrozen-lr-max", 1e-3, "stage 2 learning rate of the heads");
+  f.Double("unfrozen-lr-min", 1e-4, "stage 2 learning rate of the stem");
+  f.Double("weight-decay", 1e-2, "AdamW decoupled weight decay");
+  f.String("loss", "uncertainty", "uncertainty, uncertainty-seed, equal or fixed");
+  f.String("fixed-weights", "", "with --loss fixed: age,gender,ethnicity weights, e.g. 1,0.5,0.5");
+  f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
+  f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
+  f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
+  f.Int("workers", 2, "decode/augment threads");
+  f.String("config", "", "a file of flag=value lines (same names as these flags); command-line flags win");
+  f.Bool("watch", false, "follow the job until it ends");
+}
+
+// A config file holds `name = value` lines with the train flags' names; '#' starts a comment.
+std::vector<std::string> ConfigFileArgs(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("--config: cannot read '" + path + "'");
+  std::vector<std::string> args;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    line = line.substr(0, line.find('#'));
+    const auto eq = line.find('=');
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(" \t\r"));
+      s.erase(s.find_last_not_of(" \t\r") + 1);
+      return s;
+    };
+    if (trim(line).empty()) continue;
+    if (eq == std::string::npos) throw std::invalid_argument("--config: line " + std::to_string(number) + " has no '='");
+    args.push_back("--" + trim(line.substr(0, eq)) + "=" + trim(line.substr(eq + 1)));
+  }
+  return args;
+}
+
+v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
+  v1::TrainingConfig c;
+  c.set_data_dir(f.GetString("data"));
+  c.set_val_dir(f.GetString("val-dir"));
+  // Only flags the user set travel, so that the server's defaults apply to the rest.
+  if (f.IsSet("val-fraction")) c.set_val_fraction(f.GetDouble("val-fraction"));
+  if (f.IsSet("max-images")) c.set_max_images(static_cast<int>(f.GetInt("max-images")));
+  if (f.IsSet("arch")) c.set_arch(f.GetString("arch"));
+  if (f.IsSet("width")) c.set_base_width(static_cast<int>(f.GetInt("width")));
+  if (f.IsSet("size")) c.set_image_size(static_cast<int>(f.GetInt("size")));
+  if (f.IsSet("batch")) c.set_batch_size(static_cast<int>(f.GetInt("batch")));
+  if (f.IsSet("frozen-epochs")) c.mutable_frozen()->set_epochs(static_cast<int>(f.GetInt("frozen-epochs")));
+  if (f.IsSet("frozen-lr")) c.mutable_frozen()->set_lr_max(f.GetDouble("frozen-lr"));
+  if (f.IsSet("unfrozen-epochs")) c.mutable_unfrozen()->set_epochs(static_cast<int>(f.GetInt("unfrozen-epochs")));
+  if (f.IsSet("unfrozen-lr-max")) c.mutable_unfrozen()->set_lr_max(f.GetDouble("unfrozen-lr-max"));
+  if (f.IsSet("unfrozen-lr-min")) c.mutable_unfrozen()->set_lr_min(f.GetDouble("unfrozen-lr-min"));
+  if (f.IsSet("weight-decay")) c.set_weight_decay(f.GetDouble("weight-decay"));
+  const std::string loss = f.GetString("loss");
+  const std::string proto_name = "LOSS_WEIGHTING_" + [&] {
+    std::string upper;
+    for (char ch : loss) upper += ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+    return upper;
+  }();
+  v1::LossWeighting weighting;
+  if (!v1::LossWeighting_Parse(proto_name, &weighting) || weighting == v1::LOSS_WEIGHTING_UNSPECIFIED) {
+    throw std::invalid_argument("--loss: '" + loss + "' is not one of uncertainty, uncertainty-seed, equal, fixed");
+  }
+  c.set_loss_weighting(weighting);
+  if (!f.GetString("fixed-weights").empty()) {
+    std::stringstream list(f.GetString("fixed-weights"));
+    std::string item;
+    while (std::getline(list, item, ',')) {
+      try {
+        c.add_fixed_weights(std::stod(item));
+      } catch (const std::exception&) {
+        throw std::invalid_argument("--fixed-weights: '" + item + "' is not a number");
+      }
+    }
+  }
+  if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
+  if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
+  c.set_pretrained_encoder(f.GetString("pretrained"));
+  if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));
+  return c;
+}
+
+// Follows a job: a progress bar on a terminal, a line per epoch, a summary at the end. Returns the exit code.
+int Watch(FacetClient& client, const std::string& id) {
+  const bool tty = ::isatty(STDOUT_FILENO);
+  bool header = false, bar_shown = false;
+  v1::Job last;
+  client.WatchJob(id, [&](const v1::JobEvent& event) {
+    if (event.has_snapshot()) {
+      last = event.snapshot();
+      if (bar_shown) std::printf("\n"), bar_shown = false;
+      std::printf("job %s %s\n", last.id().c_str(), StateName(last.state()).c_str());
+      if (!header && last.history_size() > 0) {
+        PrintEpochHeader();
+        header = true;
+        for (const auto& m : last.history()) PrintEpoch(m);
+      }
+    } else if (event.has_progress() && tty) {
+      const auto& p = event.progress();
+      const int width = 30;
+      const double done = p.total_steps() ? double(p.global_step()) / p.total_steps() : 0;
+      const int filled = static_cast<int>(done * width);
+      std::printf("\r[%s%s] %3.0f%% epoch %d/%d step %lld/%lld loss %.4f %.0f img/s ETA %s   ",
+                  std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), done * 100, p.epoch(),
+                  p.total_epochs(), static_cast<long long>(p.step()), static_cast<long long>(p.steps_in_epoch()),
+                  p.loss(), p.images_per_s(), Duration(p.eta_seconds()).c_str());
+      bar_shown = true;
+    } else if (event.has_epoch()) {
+      if (bar_shown) std::printf("\r%s\r", std::string(110, ' ').c_str()), bar_shown = false;
+      if (!header) PrintEpochHeader(), header = true;
+      PrintEpoch(event.epoch());
+    }
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  const v1::Job job = client.GetJob(id);
+  PrintJob(job);
+  return job.state() == v1::JOB_STATE_SUCCEEDED ? 0 : kExitError;
+}
+
+int Train(FacetClient& client, const FlagSet& f) {
+  const v1::Job job = client.StartTraining(TrainingConfigFromFlags(f));
+  std::printf("submitted %s (%s)\n", job.id().c_str(), StateName(job.state()).c_str());
+  return f.GetBool("watch") ? Watch(client, job.id()) : 0;
+}
+
+int Jobs(FacetClient& client, const FlagSet& f) {
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  if (!f.GetString("state").empty()) {
+    std::string upper = "JOB_STATE_";
+    for (char c : f.GetString("state")) upper += static_cast<char>(std::toupper(c));
+    if (!v1::JobState_Parse(upper, &state)) {
+      throw std::invalid_argument("--state: '" + f.GetString("state") +
+                                  "' is not one of queued, running, succeeded, failed, cancelled");
+    }
+  }
+  const auto response = client.ListJobs(state, static_cast<int>(f.GetInt("limit")), f.GetString("page-token"));
+  std::printf("%-18s %-10s %-20s %-12s %9s %8s %8s %-18s\n", "JOB", "STATE", "CREATED", "PROGRESS", "AGE_MAE_Y",
+              "GENDER", "ETHNIC", "MODEL");
+  for (const auto& job : response.jobs()) {
+    const std::string progress = std::to_string(job.latest().epoch()) + "/" + std::to_string(job.progress().total_epochs());
+    std::printf("%-18s %-10s %-20s %-12s", job.id().c_str(), StateName(job.state()).c_str(),
+                FormatTime(job.created_at()).c_str(), progress.c_str());
+    if (job.has_latest()) {
+      std::printf(" %9.2f %8.3f %8.3f", job.latest().validation().age_mae_years(),
+                  job.latest().validation().gender_accuracy(), job.latest().validation().ethnicity_accuracy());
+    } else {
+      std::printf(" %9s %8s %8s", "-", "-", "-");
+    }
+    std::printf(" %-18s\n", job.model_id().empty() ? "-" : job.model_id().c_str());
+  }
+  if (!response.next_page_token().empty()) std::printf("more: --page-token %s\n", response.next_page_token().c_str());
+  return 0;
+}
+
+int Models(FacetClient& client) {
+  std::printf("%-20s %-7s %-9s %6s %5s %9s %8s %8s %-18s %s\n", "MODEL", "ACTIVE", "ARCH", "WIDTH", "SIZE",
+              "AGE_MAE_Y", "GENDER", "ETHNIC", "JOB", "CREATED");
+  const v1::ListModelsResponse response = client.ListModels();  // named: a range-for over a temporary's member dangles
+  for (const auto& m : response.models()) {
+    std::printf("%-20s %-7s %-9s %6d %5d", m.id().c_str(), m.active() ? "*" : "", m.arch().c_str(), m.base_width(),
+                m.image_size());
+    if (m.has_metrics()) {
+      std::printf(" %9.2f %8.3f %8.3f", m.metrics().age_mae_years(), m.metrics().gender_accuracy(),
+                  m.metrics().ethnicity_accuracy());
+    } else {
+      std::printf(" %9s %8s %8s", "-", "-", "-");
+    }
+    std::printf(" %-18s %s\n", m.job_id().empty() ? ("(" + m.source() + ")").c_str() : m.job_id().c_str(),
+                FormatTime(m.created_at()).c_str());
+  }
+  return 0;
+}
+
+std::vector<std::string> ImageFiles(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  for (const auto& arg : args) {
+    if (fs::is_directory(arg)) {
+      std::vector<std::string> in_dir;
+      for (const auto& e : fs::directory_iterator(arg)) {
+        std::string ext = e.path().extension().string();
+        for (auto& ch : ext) ch = static_cast<char>(std::tolower(ch));
+        if (e.is_regular_file() && (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp")) {
+          in_dir.push_back(e.path().string());
+        }
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else {
+      files.push_back(arg);
+    }
+  }
+  return files;
+}
+
+int Predict(FacetClient& client, const FlagSet& f) {
+  const auto files = ImageFiles(f.positional());
+  if (files.empty()) throw std::invalid_argument("predict: give at least one image file or folder");
+  const bool json = f.GetBool("json");
+  const size_t per_request = static_cast<size_t>(std::max(1L, f.GetInt("batch")));
+  if (!json) {
+    std::printf("%-44s %6s %-7s %6s %-10s %6s\n", "IMAGE", "AGE", "GENDER", "P", "ETHNICITY", "P");
+  }
+  int failures = 0;
+  for (size_t start = 0; start < files.size(); start += per_request) {
+    v1::PredictRequest request;
+    request.set_detect_faces(f.GetBool("detect-faces"));
+    std::vector<std::string> names;
+    for (size_t i = start; i < files.size() && i < start + per_request; ++i) {
+      std::ifstream in(files[i], std::ios::binary);
+      if (!in) {
+        std::fprintf(stderr, "%s: cannot read\n", files[i].c_str());
+        ++failures;
+        continue;
+      }
+      request.add_images(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+      names.push_back(files[i]);
+    }
+    if (names.empty()) continue;
+    const auto response = client.Predict(request);
+    for (int i = 0; i < response.results_size(); ++i) {
+      const auto& r = response.results(i);
+      if (json) {
+        v1::ImageResult copy = r;
+        std::string line;
+        google::protobuf::util::JsonPrintOptions options;
+        options.preserve_proto_field_names = true;
+        (void)google::protobuf::util::MessageToJsonString(copy, &line, options);
+        std::printf("{\"image\":\"%s\",\"model_id\":\"%s\",\"result\":%s}\n", names[i].c_str(),
+                    response.model_id().c_str(), line.c_str());
+        failures += r.error_code() != 0;
+        continue;
+      }
+      const std::string shown = fs::path(names[i]).filename().string();
+      if (r.error_code() != 0) {
+        std::printf("%-44s error %d: %s\n", shown.c_str(), r.error_code(), r.error_message().c_str());
+        ++failures;
+        continue;
+      }
+      if (r.faces_size() == 0) std::printf("%-44s no face found\n", shown.c_str());
+      for (const auto& face : r.faces()) {
+        const float pg = *std::max_element(face.gender_probabilities().begin(), face.gender_probabilities().end());
+        const float pe =
+            *std::max_element(face.ethnicity_probabilities().begin(), face.ethnicity_probabilities().end());
+        std::printf("%-44s %6.1f %-7s %6.3f %-10s %6.3f", shown.c_str(), face.age_years(), face.gender().c_str(), pg,
+                    face.ethnicity().c_str(), pe);
+        if (face.has_box()) {
+          std::printf("  box %d,%d %dx%d", face.box().x(), face.box().y(), face.box().width(), face.box().height());
+        }
+        std::printf("\n");
+      }
+    }
+  }
+  return failures ? kExitError : 0;
+}
+
+int Health(FacetClient& client) {
+  int code = 0;
+  for (const char* service : {"", "facet.v1.TrainingService", "facet.v1.ModelService", "facet.v1.InferenceService"}) {
+    const std::string status = client.Health(service);
+    std::printf("%-28s %s\n", *service ? service : "(server)", status.c_str());
+    if (!*service && status != "SERVING") code = kExitError;
+  }
+  return code;
+}
+
+int MakeDataset(const FlagSet& f) {
+  if (!f.GetBool("synthetic")) throw std::invalid_argument("make-dataset: only --synthetic is supported");
+  if (f.GetString("out").empty()) throw std::invalid_argument("make-dataset: --out DIR is required");
+  facet::SyntheticOptions options;
+  options.count = static_cast<int>(f.GetInt("count"));
+  options.image_size = static_cast<int>(f.GetInt("size"));
+  options.seed = static_cast<uint64_t>(f.GetInt("seed"));
+  const int n = facet::WriteSyntheticDataset(f.GetString("out"), options);
+  std::printf("wrote %d synthetic UTKFace-format images to %s\n", n, f.GetString("out").c_str());
+  return 0;
+}
+
+int Run(const std::string& command, int argc, const char* const* argv, int first) {
+  FlagSet f = CommandFlags("usage: facetctl " + command + " [flags]");
+  if (command == "train") DefineTrainingFlags(f);
+  if (command == "jobs") {
+    f.String("state", "", "only jobs in this state (queued, running, succeeded, failed, cancelled)");
+    f.Int("limit", 50, "jobs per page");
+    f.String("page-token", "", "the token a previous page printed");
+  }
+  if (command == "job" || command == "model") f.Bool("json", false, "print the whole message as JSON");
+  if (command == "predict") {
+    f.Bool("json", false, "one JSON object per image");
+    f.Bool("detect-faces", false, "find faces in uncropped photos (one result per face)");
+    f.Int("batch", 16, "images per request");
+  }
+  if (command == "make-dataset") {
+    f.Bool("synthetic", false, "face-like synthetic images whose pixels depend on the labels");
+    f.String("out", "", "folder to write (created if missing)");
+    f.Int("count", 1000, "images");
+    f.Int("size", 128, "pixels per side");
+    f.Int("seed", 1, "seed");
+  }
+  f.Parse(argc, argv, first);
+  if (command == "train" && !f.GetString("config").empty()) {
+    // Re-parse with the file's lines first, so that the command line wins.
+    std::vector<std::string> merged = ConfigFileArgs(f.GetString("config"));
+    std::vector<const char*> args = {argv[0]};
+    for (auto& a : merged) args.push_back(a.c_str());
+    for (int i = first; i < argc; ++i) args.push_back(argv[i]);
+    FlagSet again = CommandFlags("usage: facetctl train [flags]");
+    DefineTrainingFlags(again);
+    again.Parse(static_cast<int>(args.size()), args.data(), 1);
+    f = again;
+  }
+  if (f.help_requested()) {
+    std::fputs(f.Help().c_str(), stdout);
+    return 0;
+  }
+  if (command == "make-dataset") return MakeDataset(f);
+
+  const auto& pos = f.positional();
+  const bool needs_id = command == "job" || command == "watch" || command == "cancel" || command == "model" ||
+                        command == "activate" || command == "register";
+  if (needs_id && pos.size() != 1) throw std::invalid_argument(command + ": needs exactly one argument (see --help)");
+  if (!needs_id && command != "predict" && !pos.empty()) {
+    throw std::invalid_argument(command + ": unexpected argument '" + pos[0] + "'");
+  }
+  if (command == "train" && f.GetString("data").empty()) throw std::invalid_argument("train: --data DIR is required");
+
+  FacetClient client(f.GetString("server"),
+                     std::chrono::milliseconds(static_cast<int64_t>(f.GetDouble("timeout") * 1000)));
+  if (command == "train") return Train(client, f);
+  if (command == "jobs") return Jobs(client, f);
+  if (command == "job") {
+    const auto job = client.GetJob(pos[0]);
+    f.GetBool("json") ? (void)std::printf("%s\n", Json(job).c_str()) : PrintJob(job);
+    return job.state() == v1::JOB_STATE_FAILED ? kExitError : 0;
+  }
+  if (command == "watch") return Watch(client, pos[0]);
+  if (command == "cancel") {
+    const auto job = client.CancelJob(pos[0]);
+    std::printf("%s: cancellation %s\n", job.id().c_str(),
+                job.state() == v1::JOB_STATE_CANCELLED ? "done" : "requested (stops between two steps)");
+    return 0;
+  }
+  if (command == "models") return Models(client);
+  if (command == "model") {
+    const auto m = client.GetModel(pos[0]);
+    std::printf("%s\n", Json(m).c_str());
+    return 0;
+  }
+  if (command == "activate") {
+    const auto m = client.ActivateModel(pos[0]);
+    std::printf("%s is now serving Predict\n", m.id().c_str());
+    return 0;
+  }
+  if (command == "register") {
+    const auto m = client.RegisterModel(pos[0]);
+    std::printf("registered %s (%s width %d, %d px)\n", m.id().c_str(), m.arch().c_str(), m.base_width(),
+                m.image_size());
+    return 0;
+  }
+  if (command == "predict") return Predict(client, f);
+  if (command == "health") return Health(client);
+  throw std::invalid_argument("unknown command '" + command + "' (see facetctl --help)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Global flags may come before the command: facetctl --server HOST:PORT jobs
+  int i = 1;
+  std::vector<std::string> leading;
+  while (i < argc && std::string(argv[i]).rfind("--", 0) == 0) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    leading.push_back(arg);
+    if (arg.find('=') == std::string::npos && i + 1 < argc) leading.push_back(argv[++i]);
+    ++i;
+  }
+  if (i >= argc) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  const std::string command = argv[i];
+  std::vector<const char*> args = {argv[0]};
+  for (int k = i + 1; k < argc; ++k) args.push_back(argv[k]);
+  for (const auto& l : leading) args.push_back(l.c_str());
+  try {
+    return Run(command, static_cast<int>(args.size()), args.data(), 1);
+  } catch (const RpcError& e) {
+    std::fprintf(stderr, "facetctl: %s\n", e.what());
+    if (e.code() == grpc::StatusCode::UNAVAILABLE) {
+      std::fprintf(stderr, "facetctl: is facet-server running at the address given by --server / $FACET_SERVER?\n");
+      return kExitUnreachable;
+    }
+    return kExitError;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "facetctl: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "facetctl: %s\n", e.what());
+    return kExitError;
+  }
+}

@@ -1,0 +1,116 @@
+// facet-server: trains and serves the multi-task face model over gRPC. See --help.
+#include "core/util/flag_set.h"
+#include "server/logging.h"
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+namespace {
+
+const char kUsage[] =
+    "usage: facet-server [flags]\n"
+    "Trains and serves facet's multi-task face model (age, gender, ethnicity) over gRPC.\n"
+    "Every flag can also be set through the environment variable shown; a flag on the command line wins.";
+
+facet::FlagSet MakeFlags() {
+  facet::FlagSet f(kUsage);
+  f.String("listen", "127.0.0.1:7070", "gRPC listen address (host:port; port 0 picks a free one)", "FACET_LISTEN");
+  f.String("metrics-listen", "127.0.0.1:9464", "Prometheus /metrics address; empty to disable", "FACET_METRICS_LISTEN");
+  f.String("data-root", ".", "folder that training data and model paths in requests are relative to",
+           "FACET_DATA_ROOT");
+  f.String("state-dir", "facet-state", "jobs database, checkpoints and models live here", "FACET_STATE_DIR");
+  f.String("device", "auto", "cpu, cuda, cuda:N or auto (cuda when available)", "FACET_DEVICE");
+  f.Int("threads", 0, "LibTorch intra-op threads; 0 = all cores", "FACET_THREADS");
+  f.Int("concurrent-jobs", 1, "training jobs that run at the same time", "FACET_CONCURRENT_JOBS");
+  f.Int("max-batch-size", 32, "largest Predict batch per forward pass", "FACET_MAX_BATCH_SIZE");
+  f.Int("max-queue-delay-us", 2000, "longest wait for a Predict batch to fill, microseconds",
+        "FACET_MAX_QUEUE_DELAY_US");
+  f.Int("max-queued-images", 1024, "Predict queue bound; past it RESOURCE_EXHAUSTED", "FACET_MAX_QUEUED_IMAGES");
+  f.Int("max-images-per-request", 64, "images one Predict may carry", "FACET_MAX_IMAGES_PER_REQUEST");
+  f.Int("max-image-bytes", 10 << 20, "largest encoded image", "FACET_MAX_IMAGE_BYTES");
+  f.Int("max-image-pixels", 40000000, "largest decoded image (width*height): stops decompression bombs",
+        "FACET_MAX_IMAGE_PIXELS");
+  f.Int("max-message-bytes", 64 << 20, "largest gRPC message", "FACET_MAX_MESSAGE_BYTES");
+  f.String("face-cascade", facet::server::FaceDetector::kDefaultCascade,
+           "OpenCV Haar cascade for detect_faces; empty disables it", "FACET_FACE_CASCADE");
+  f.Bool("flip-average", false, "average each prediction with the mirrored image's", "FACET_FLIP_AVERAGE");
+  f.Int("shutdown-grace-ms", 10000, "on SIGTERM/SIGINT, how long in-flight requests may take", "FACET_SHUTDOWN_GRACE_MS");
+  f.String("log-level", "info", "trace, debug, info, warn, error, critical or off", "FACET_LOG_LEVEL");
+  f.Bool("log-json", false, "one JSON object per log line", "FACET_LOG_JSON");
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  facet::FlagSet flags = MakeFlags();
+  try {
+    flags.Parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "facet-server: %s\n", e.what());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (!flags.positional().empty()) {
+    std::fprintf(stderr, "facet-server: unexpected argument '%s' (see --help)\n", flags.positional()[0].c_str());
+    return 2;
+  }
+  try {
+    facet::server::ConfigureLogging(flags.GetString("log-level"), flags.GetBool("log-json"));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "facet-server: %s\n", e.what());
+    return 2;
+  }
+  // OpenCV reads this once, at its first decode, and checks it before allocating an image's pixels.
+  ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(flags.GetInt("max-image-pixels")).c_str(), 1);
+
+  // Signals are taken by a dedicated thread (sigwait), so shutdown runs as ordinary code, not in a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  facet::server::ServerOptions options;
+  options.listen_address = flags.GetString("listen");
+  options.metrics_address = flags.GetString("metrics-listen");
+  options.data_root = flags.GetString("data-root");
+  options.state_dir = flags.GetString("state-dir");
+  options.device = flags.GetString("device");
+  options.threads = static_cast<int>(flags.GetInt("threads"));
+  options.concurrent_jobs = static_cast<int>(flags.GetInt("concurrent-jobs"));
+  options.batching.max_batch_size = static_cast<int>(flags.GetInt("max-batch-size"));
+  options.batching.max_queue_delay = std::chrono::microseconds(flags.GetInt("max-queue-delay-us"));
+  options.batching.max_queued_images = static_cast<size_t>(flags.GetInt("max-queued-images"));
+  options.limits.max_images_per_request = static_cast<int>(flags.GetInt("max-images-per-request"));
+  options.limits.max_image_bytes = static_cast<size_t>(flags.GetInt("max-image-bytes"));
+  options.max_message_bytes = static_cast<int>(flags.GetInt("max-message-bytes"));
+  options.face_cascade = flags.GetString("face-cascade");
+  options.flip_average = flags.GetBool("flip-average");
+
+  std::unique_ptr<facet::server::FacetServer> server;
+  try {
+    server = std::make_unique<facet::server::FacetServer>(options);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return 1;
+  }
+  std::thread signal_thread([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    server->Shutdown(std::chrono::milliseconds(flags.GetInt("shutdown-grace-ms")));
+  });
+  server->Wait();
+  signal_thread.join();
+  server.reset();
+  return 0;
+}

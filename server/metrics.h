@@ -1,0 +1,40 @@
+// The server's Prometheus metrics, served at /metrics on their own port. Thread-safe.
+// prometheus-cpp stays inside metrics.cc.
+#pragma once
+
+#include "facet/v1/facet.pb.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace facet::server {
+
+class Metrics {
+ public:
+  // Starts the HTTP exposer on `address` (host:port); an empty address keeps the metrics in memory only.
+  // Throws std::runtime_error when the port cannot be bound.
+  explicit Metrics(const std::string& address);
+  ~Metrics();
+
+  // Training.
+  void SetJobCounts(const std::vector<std::pair<v1::JobState, int64_t>>& counts);
+  void RecordEpoch(const std::string& job_id, const v1::EpochMetrics& epoch);
+  void RecordProgress(const std::string& job_id, const v1::Progress& progress);
+
+  // Serving.
+  void RecordPredict(const std::string& grpc_code, int images, double latency_seconds);
+  void RecordImage(const std::string& outcome);  // "ok" or the image's error code name
+  void RecordQueueTime(double seconds);
+  void RecordBatch(int batch_size, double compute_seconds);
+  void SetActiveModel(const std::string& model_id);  // "" when none
+
+  // The text exposition, as /metrics serves it (tests use it without HTTP).
+  std::string Scrape() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace facet::server

@@ -1,0 +1,119 @@
+#include "server/model_registry.h"
+
+#include "server/status.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <random>
+
+namespace facet::server {
+
+namespace fs = std::filesystem;
+
+ModelRegistry::ModelRegistry(JobStore& store, std::string models_dir, PredictorOptions predictor_options,
+                             std::function<void(const std::string&)> on_active_change)
+    : store_(store),
+      models_dir_(std::move(models_dir)),
+      predictor_options_(predictor_options),
+      on_active_change_(std::move(on_active_change)) {
+  fs::create_directories(models_dir_);
+}
+
+std::string ModelRegistry::NewModelId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char id[32];
+  std::snprintf(id, sizeof(id), "model-%012llx", static_cast<unsigned long long>(rng() & 0xFFFFFFFFFFFFULL));
+  return id;
+}
+
+std::string ModelRegistry::PathFor(const std::string& model_id) const {
+  return (fs::path(models_dir_) / (model_id + ".pt")).string();
+}
+
+v1::Model ModelRegistry::AddTrained(const std::string& model_id, const v1::Job& job) {
+  ExportedModelInfo info;
+  LoadExportedModel(PathFor(model_id), c10::kCPU, &info);  // the export must load before it is listed
+  v1::Model model;
+  model.set_id(model_id);
+  model.set_job_id(job.id());
+  model.set_arch(ArchName(info.arch));
+  model.set_base_width(info.base_width);
+  model.set_image_size(info.image_size);
+  *model.mutable_metrics() = job.latest().validation();
+  *model.mutable_config() = job.config();
+  *model.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  store_.PutModel(model);
+  return model;
+}
+
+v1::Model ModelRegistry::Register(const std::string& source_path, const std::string& shown_source) {
+  ExportedModelInfo info;
+  try {
+    LoadExportedModel(source_path, c10::kCPU, &info);
+  } catch (const std::exception& e) {
+    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, std::string("path: not a facet model export: ") + e.what());
+  }
+  v1::Model model;
+  model.set_id(NewModelId());
+  fs::copy_file(source_path, PathFor(model.id()), fs::copy_options::overwrite_existing);
+  model.set_arch(ArchName(info.arch));
+  model.set_base_width(info.base_width);
+  model.set_image_size(info.image_size);
+  model.set_source(shown_source);
+  *model.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  store_.PutModel(model);
+  return model;
+}
+
+std::vector<v1::Model> ModelRegistry::List() { return store_.ListModels(); }
+
+v1::Model ModelRegistry::Get(const std::string& id) {
+  auto model = store_.GetModel(id);
+  if (!model) throw StatusError(grpc::StatusCode::NOT_FOUND, "no model '" + id + "'");
+  return *model;
+}
+
+v1::Model ModelRegistry::Activate(const std::string& id) {
+  std::lock_guard<std::mutex> one_at_a_time(activate_mutex_);
+  v1::Model model = Get(id);
+  auto serving = std::make_shared<ServingModel>();
+  serving->id = id;
+  try {
+    serving->predictor = Predictor::FromExport(PathFor(id), predictor_options_);
+  } catch (const std::exception& e) {
+    throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
+                      "model '" + id + "' cannot be loaded; the serving model is unchanged: " + e.what());
+  }
+  {
+    std::lock_guard<std::mutex> lock(active_mutex_);
+    active_ = std::move(serving);  // in-flight requests keep their own reference to the old model
+  }
+  store_.SetActiveModel(id);
+  model.set_active(true);
+  spdlog::info("model {} activated ({} {}px on {})", id, model.arch(), model.image_size(),
+               Active()->predictor->device());
+  if (on_active_change_) on_active_change_(id);
+  return model;
+}
+
+void ModelRegistry::RestoreActive() {
+  for (const auto& model : store_.ListModels()) {
+    if (!model.active()) continue;
+    try {
+      Activate(model.id());
+    } catch (const std::exception& e) {
+      spdlog::error("could not restore the active model {}: {}", model.id(), e.what());
+    }
+    return;
+  }
+  if (on_active_change_) on_active_change_("");
+}
+
+std::shared_ptr<const ServingModel> ModelRegistry::Active() const {
+  std::lock_guard<std::mutex> lock(active_mutex_);
+  return active_;
+}
+
+}  // namespace facet::server

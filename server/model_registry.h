@@ -1,0 +1,54 @@
+// Trained and registered models, and the one Predict serves. Thread-safe.
+#pragma once
+
+#include "core/infer/predictor.h"
+#include "server/job_store.h"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace facet::server {
+
+// What a Predict request holds while it is served: the model cannot be unloaded under it.
+struct ServingModel {
+  std::string id;
+  std::unique_ptr<Predictor> predictor;
+};
+
+class ModelRegistry {
+ public:
+  // `on_active_change` is called (outside any lock) with the new active model id after each activation.
+  ModelRegistry(JobStore& store, std::string models_dir, PredictorOptions predictor_options,
+                std::function<void(const std::string&)> on_active_change);
+
+  // Where a job's export should be written before AddTrained.
+  std::string PathFor(const std::string& model_id) const;
+  static std::string NewModelId();
+
+  v1::Model AddTrained(const std::string& model_id, const v1::Job& job);
+  // Validates the file by loading it (INVALID_ARGUMENT on anything that is not a facet export), then copies it in.
+  v1::Model Register(const std::string& source_path, const std::string& shown_source);
+
+  std::vector<v1::Model> List();
+  v1::Model Get(const std::string& id);  // NOT_FOUND
+
+  // Loads the model first; only a fully loaded model is swapped in, so a bad file leaves the old one serving.
+  v1::Model Activate(const std::string& id);
+  // Re-activates the model the store marks active (at start-up). Logs and leaves none active on failure.
+  void RestoreActive();
+
+  std::shared_ptr<const ServingModel> Active() const;
+
+ private:
+  JobStore& store_;
+  const std::string models_dir_;
+  const PredictorOptions predictor_options_;
+  const std::function<void(const std::string&)> on_active_change_;
+  std::mutex activate_mutex_;  // one activation at a time
+  mutable std::mutex active_mutex_;
+  std::shared_ptr<const ServingModel> active_;  // guarded by active_mutex_
+};
+
+}  // namespace facet::server

@@ -1,0 +1,63 @@
+// facet-server assembled: store, registry, job manager, batcher, metrics and the gRPC services.
+#pragma once
+
+#include "server/batcher.h"
+#include "server/services.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace grpc {
+class Server;
+}
+
+namespace facet::server {
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:7070";
+  std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint
+  std::string data_root = ".";
+  std::string state_dir = "facet-state";
+  std::string device = "auto";
+  int threads = 0;               // LibTorch intra-op threads (0: all cores)
+  int concurrent_jobs = 1;
+  BatcherOptions batching;
+  InferenceLimits limits;
+  int max_message_bytes = 64 << 20;
+  std::string face_cascade = FaceDetector::kDefaultCascade;  // empty: face detection off
+  bool flip_average = false;     // test-time flip averaging in Predict
+};
+
+class FacetServer {
+ public:
+  // Opens the state, restores the active model, binds the ports and starts serving.
+  // Throws std::runtime_error with the cause when anything cannot start.
+  explicit FacetServer(const ServerOptions& options);
+  ~FacetServer();
+
+  int grpc_port() const { return grpc_port_; }
+  // Blocks until Shutdown.
+  void Wait();
+  // Stops accepting, lets in-flight calls finish within `grace`, interrupts a running job (it resumes on the
+  // next start) and stops the workers.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<DataRoot> data_root_;
+  std::unique_ptr<ModelRegistry> models_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<DynamicBatcher> batcher_;
+  std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<TrainingServiceImpl> training_service_;
+  std::unique_ptr<ModelServiceImpl> model_service_;
+  std::unique_ptr<InferenceServiceImpl> inference_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int grpc_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace facet::server

@@ -1,0 +1,305 @@
+#include "server/services.h"
+
+#include "core/data/image_io.h"
+#include "core/labels.h"
+#include "server/status.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <deque>
+
+namespace facet::server {
+namespace {
+
+// Runs `body` and finishes the default reactor with OK or the error's status.
+template <typename Body>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Body&& body) {
+  auto* reactor = context->DefaultReactor();
+  try {
+    body();
+    reactor->Finish(grpc::Status::OK);
+  } catch (...) {
+    reactor->Finish(CurrentExceptionToStatus());
+  }
+  return reactor;
+}
+
+// Streams a job's events to one client. Events queue while a write is in flight; progress events are dropped
+// when a slow client lets more than kMaxQueued pile up (snapshots and epochs are always kept).
+class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
+ public:
+  JobWatcher(JobManager& jobs, std::string id) : jobs_(jobs), id_(std::move(id)) {
+    try {
+      token_ = jobs_.Subscribe(id_, [this](const v1::JobEvent& event, bool last) { Push(event, last); });
+    } catch (...) {
+      Finish(CurrentExceptionToStatus());
+    }
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writing_ = false;
+    if (!ok) return;  // the client went away; OnDone follows
+    WriteNextLocked();
+  }
+  void OnCancel() override {}
+  void OnDone() override {
+    if (token_) jobs_.Unsubscribe(id_, token_);
+    delete this;
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 256;
+  void Push(const v1::JobEvent& event, bool last) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finishing_) return;
+    if (event.has_progress() && queue_.size() >= kMaxQueued) return;
+    queue_.push_back(event);
+    finishing_ = last;
+    WriteNextLocked();
+  }
+  void WriteNextLocked() {
+    if (writing_ || finished_) return;
+    if (queue_.empty()) {
+      if (finishing_) {
+        finished_ = true;
+        Finish(grpc::Status::OK);
+      }
+      return;
+    }
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  JobManager& jobs_;
+  const std::string id_;
+  uint64_t token_ = 0;
+  std::mutex mutex_;
+  std::deque<v1::JobEvent> queue_;
+  v1::JobEvent current_;
+  bool writing_ = false, finishing_ = false, finished_ = false;
+};
+
+// What one Predict call waits for: every image's faces answered by the batcher.
+class PredictCall {
+ public:
+  PredictCall(grpc::ServerUnaryReactor* reactor, v1::PredictResponse* response, Metrics& metrics, int images)
+      : reactor_(reactor), response_(response), metrics_(metrics), images_(images), start_(Clock::now()) {}
+
+  // Registers `count` pending faces before any is handed to the batcher.
+  void Expect(int count) { pending_ += count; }
+  // Called once per face; the last one finishes the call.
+  void Answer(int image, int face, const Prediction* p, grpc::StatusCode code, const std::string& error) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto* result = response_->mutable_results(image);
+      if (p) {
+        auto* f = result->mutable_faces(face);
+        f->set_age_years(p->age_years);
+        f->set_gender(kGenderNames[p->gender]);
+        f->set_ethnicity(kEthnicityNames[p->ethnicity]);
+        for (float q : p->gender_probabilities) f->add_gender_probabilities(q);
+        for (float q : p->ethnicity_probabilities) f->add_ethnicity_probabilities(q);
+      } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::UNAVAILABLE) {
+        request_error_ = grpc::Status(code, error);  // the whole request failed, not this image
+      } else if (result->error_code() == 0) {
+        result->set_error_code(code);
+        result->set_error_message(error);
+      }
+    }
+    if (--pending_ == 0) Finish();
+  }
+  void Finish() {
+    grpc::Status status;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      status = request_error_;
+      for (const auto& result : response_->results()) {
+        metrics_.RecordImage(result.error_code() == 0 ? "ok" : "error");
+      }
+    }
+    metrics_.RecordPredict(CodeName(status.error_code()), images_,
+                           std::chrono::duration<double>(Clock::now() - start_).count());
+    reactor_->Finish(status);
+    delete this;
+  }
+  static std::string CodeName(grpc::StatusCode code) {
+    switch (code) {
+      case grpc::StatusCode::OK: return "OK";
+      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+      case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+      case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+      default: return "INTERNAL";
+    }
+  }
+
+ private:
+  grpc::ServerUnaryReactor* const reactor_;
+  v1::PredictResponse* const response_;
+  Metrics& metrics_;
+  const int images_;
+  const Clock::time_point start_;
+  std::atomic<int> pending_{0};
+  std::mutex mutex_;
+  grpc::Status request_error_;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ training
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
+                                                             const v1::StartTrainingRequest* request,
+                                                             v1::Job* response) {
+  return Unary(context, [&] { *response = jobs_.Submit(request->config()); });
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* context,
+                                                      const v1::GetJobRequest* request, v1::Job* response) {
+  return Unary(context, [&] { *response = jobs_.Get(request->id()); });
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                        const v1::ListJobsRequest* request,
+                                                        v1::ListJobsResponse* response) {
+  return Unary(context, [&] {
+    std::string next;
+    for (auto& job : jobs_.List(request->state(), request->page_size(), request->page_token(), &next)) {
+      *response->add_jobs() = std::move(job);
+    }
+    response->set_next_page_token(next);
+  });
+}
+
+grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* context,
+                                                                      const v1::WatchJobRequest* request) {
+  return new JobWatcher(jobs_, request->id());
+}
+
+grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                         const v1::CancelJobRequest* request, v1::Job* response) {
+  return Unary(context, [&] { *response = jobs_.Cancel(request->id()); });
+}
+
+// -------------------------------------------------------------------------------------------------- models
+
+grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
+  return Unary(context, [&] {
+    for (auto& model : models_.List()) *response->add_models() = std::move(model);
+  });
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
+                                                     const v1::GetModelRequest* request, v1::Model* response) {
+  return Unary(context, [&] { *response = models_.Get(request->id()); });
+}
+
+// Loading a model takes a moment of CPU; it runs on the gRPC thread, which is acceptable for a rare admin call.
+grpc::ServerUnaryReactor* ModelServiceImpl::ActivateModel(grpc::CallbackServerContext* context,
+                                                          const v1::ActivateModelRequest* request,
+                                                          v1::Model* response) {
+  return Unary(context, [&] { *response = models_.Activate(request->id()); });
+}
+
+grpc::ServerUnaryReactor* ModelServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
+                                                          const v1::RegisterModelRequest* request,
+                                                          v1::Model* response) {
+  return Unary(context, [&] {
+    *response = models_.Register(data_root_.Resolve(request->path(), "path"), request->path());
+  });
+}
+
+// ----------------------------------------------------------------------------------------------- inference
+
+grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerContext* context,
+                                                        const v1::PredictRequest* request,
+                                                        v1::PredictResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto fail = [&](grpc::StatusCode code, const std::string& message) {
+    metrics_.RecordPredict(PredictCall::CodeName(code), request->images_size(), 0.0);
+    reactor->Finish(grpc::Status(code, message));
+    return reactor;
+  };
+  if (request->images_size() == 0) return fail(grpc::StatusCode::INVALID_ARGUMENT, "images: at least one is required");
+  if (request->images_size() > limits_.max_images_per_request) {
+    return fail(grpc::StatusCode::INVALID_ARGUMENT, "images: at most " + std::to_string(limits_.max_images_per_request) +
+                                                        " per request, got " + std::to_string(request->images_size()));
+  }
+  if (request->detect_faces() && !detector_) {
+    return fail(grpc::StatusCode::FAILED_PRECONDITION, "detect_faces: no face cascade is loaded on this server");
+  }
+  const auto model = models_.Active();
+  if (!model) return fail(grpc::StatusCode::FAILED_PRECONDITION, "no model is active (ActivateModel first)");
+  response->set_model_id(model->id);
+
+  const auto deadline = context->deadline() == std::chrono::system_clock::time_point::max()
+                            ? Clock::time_point::max()
+                            : Clock::now() + (context->deadline() - std::chrono::system_clock::now());
+  auto* call = new PredictCall(reactor, response, metrics_, request->images_size());
+  std::vector<BatchItem> items;
+  std::vector<std::pair<int, int>> item_slots;  // (image, face) of each item
+  for (int i = 0; i < request->images_size(); ++i) {
+    auto* result = response->add_results();
+    const std::string& bytes = request->images(i);
+    try {
+      if (bytes.size() > limits_.max_image_bytes) {
+        throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "image is " + std::to_string(bytes.size()) +
+                                                                  " bytes; the limit is " +
+                                                                  std::to_string(limits_.max_image_bytes));
+      }
+      // Decompression bombs are refused by OpenCV itself before it allocates the pixels: main() sets
+      // OPENCV_IO_MAX_IMAGE_PIXELS from --max-image-pixels.
+      const cv::Mat image = DecodeImage(bytes);
+      std::vector<cv::Mat> crops;
+      if (request->detect_faces()) {
+        for (const auto& face : detector_->Detect(image)) {
+          auto* f = result->add_faces();
+          f->mutable_box()->set_x(face.box.x);
+          f->mutable_box()->set_y(face.box.y);
+          f->mutable_box()->set_width(face.box.width);
+          f->mutable_box()->set_height(face.box.height);
+          crops.push_back(face.crop);
+        }
+      } else {
+        result->add_faces();
+        crops.push_back(image);
+      }
+      for (size_t f = 0; f < crops.size(); ++f) {
+        items.push_back(BatchItem{PreprocessImage(ViewOf(crops[f]), model->predictor->image_size()), model, deadline,
+                                  nullptr});
+        item_slots.emplace_back(i, static_cast<int>(f));
+      }
+    } catch (const StatusError& e) {
+      result->set_error_code(e.code());
+      result->set_error_message(e.what());
+    } catch (const std::exception& e) {
+      result->set_error_code(grpc::StatusCode::INVALID_ARGUMENT);
+      result->set_error_message(e.what());
+    }
+  }
+  if (items.empty()) {  // nothing to compute: every image failed or had no face
+    call->Finish();
+    return reactor;
+  }
+  call->Expect(static_cast<int>(items.size()));
+  for (size_t k = 0; k < items.size(); ++k) {
+    const auto [image, face] = item_slots[k];
+    items[k].done = [call, image = image, face = face](const Prediction* p, grpc::StatusCode code,
+                                                        const std::string& error) {
+      call->Answer(image, face, p, code, error);
+    };
+  }
+  if (!batcher_.Enqueue(std::move(items))) {
+    delete call;
+    response->Clear();
+    return fail(grpc::StatusCode::RESOURCE_EXHAUSTED, "the inference queue is full; retry with backoff");
+  }
+  return reactor;
+}
+
+}  // namespace facet::server

@@ -1,0 +1,73 @@
+// The gRPC services: thin callback-API shells over the job manager, the model registry and the batcher.
+#pragma once
+
+#include "facet/v1/facet.grpc.pb.h"
+#include "server/batcher.h"
+#include "server/face_detector.h"
+#include "server/job_manager.h"
+#include "server/metrics.h"
+#include "server/model_registry.h"
+
+#include <memory>
+
+namespace facet::server {
+
+class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
+ public:
+  explicit TrainingServiceImpl(JobManager& jobs) : jobs_(jobs) {}
+  grpc::ServerUnaryReactor* StartTraining(grpc::CallbackServerContext* context, const v1::StartTrainingRequest* request,
+                                          v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
+                                   v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(grpc::CallbackServerContext* context,
+                                                   const v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+
+ private:
+  JobManager& jobs_;
+};
+
+class ModelServiceImpl final : public v1::ModelService::CallbackService {
+ public:
+  ModelServiceImpl(ModelRegistry& models, const DataRoot& data_root) : models_(models), data_root_(data_root) {}
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
+                                     v1::Model* response) override;
+  grpc::ServerUnaryReactor* ActivateModel(grpc::CallbackServerContext* context,
+                                          const v1::ActivateModelRequest* request, v1::Model* response) override;
+  grpc::ServerUnaryReactor* RegisterModel(grpc::CallbackServerContext* context,
+                                          const v1::RegisterModelRequest* request, v1::Model* response) override;
+
+ private:
+  ModelRegistry& models_;
+  const DataRoot& data_root_;
+};
+
+struct InferenceLimits {
+  int max_images_per_request = 64;
+  size_t max_image_bytes = 10 << 20;
+};
+
+class InferenceServiceImpl final : public v1::InferenceService::CallbackService {
+ public:
+  InferenceServiceImpl(ModelRegistry& models, DynamicBatcher& batcher, const FaceDetector* detector,
+                       Metrics& metrics, InferenceLimits limits)
+      : models_(models), batcher_(batcher), detector_(detector), metrics_(metrics), limits_(limits) {}
+  // Decodes and preprocesses on the calling gRPC thread (milliseconds of CPU work), then hands the images to the
+  // batcher and returns: the forward pass never holds a gRPC thread. The reactor finishes from the batcher thread.
+  grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context, const v1::PredictRequest* request,
+                                    v1::PredictResponse* response) override;
+
+ private:
+  ModelRegistry& models_;
+  DynamicBatcher& batcher_;
+  const FaceDetector* detector_;  // null when face detection is unavailable
+  Metrics& metrics_;
+  const InferenceLimits limits_;
+};
+
+}  // namespace facet::server

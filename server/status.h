@@ -1,0 +1,27 @@
+// One place that turns errors into gRPC statuses.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace facet::server {
+
+// An error that already knows its gRPC code. Thrown by the server's own layers.
+class StatusError : public std::runtime_error {
+ public:
+  StatusError(grpc::StatusCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  grpc::StatusCode code() const { return code_; }
+
+ private:
+  grpc::StatusCode code_;
+};
+
+// StatusError keeps its code; std::invalid_argument (the core's "bad input") is INVALID_ARGUMENT; anything else is
+// INTERNAL. The message always travels.
+grpc::Status ToStatus(const std::exception& e);
+grpc::Status CurrentExceptionToStatus();  // call inside catch (...)
+
+}  // namespace facet::server

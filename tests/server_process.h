@@ -1,0 +1,46 @@
+// Runs the real facet-server binary for integration tests: free loopback ports, a temporary state dir, logs to a
+// file, ready once its health service answers.
+#pragma once
+
+#include "client/facet_client.h"
+#include "tests/test_util.h"
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace facet::testing {
+
+int FreeLoopbackPort();
+
+class ServerProcess {
+ public:
+  // Starts facet-server with --data-root data_root and --state-dir state_dir; waits until it is SERVING.
+  ServerProcess(const std::string& data_root, const std::string& state_dir, std::vector<std::string> extra_flags = {});
+  ~ServerProcess();  // SIGKILLs a server still running
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+  std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
+  client::FacetClient& client() { return *client_; }
+  std::string Log() const;
+
+  int Terminate();  // SIGTERM, then the exit status (or -signal)
+  void Kill();      // SIGKILL, as a crash would
+
+ private:
+  int Wait();
+  pid_t pid_ = -1;
+  int grpc_port_ = 0, metrics_port_ = 0;
+  std::string log_path_;
+  std::unique_ptr<client::FacetClient> client_;
+};
+
+// Runs a command, returns its exit status; stdout and stderr together in *output.
+int RunCommand(const std::string& command, std::string* output);
+
+// GET http://address/path over a plain socket; the body, or "" on failure.
+std::string HttpGet(const std::string& address, const std::string& path);
+
+}  // namespace facet::testing

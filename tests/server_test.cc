@@ -1,0 +1,420 @@
+// Integration tests: the real facet-server process, driven through gRPC stubs and facetctl.
+#include "core/data/synthetic.h"
+#include "core/train/checkpoint.h"
+#include "tests/server_process.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+namespace facet {
+namespace {
+
+namespace fs = std::filesystem;
+using client::RpcError;
+using testing::ServerProcess;
+
+// A tiny, fast recipe: the point here is the service, not accuracy.
+v1::TrainingConfig TinyJob(int frozen_epochs = 1, int unfrozen_epochs = 1) {
+  v1::TrainingConfig c;
+  c.set_data_dir("faces");
+  c.set_arch("resnet18");
+  c.set_base_width(8);
+  c.set_image_size(32);
+  c.set_batch_size(16);
+  c.mutable_frozen()->set_epochs(frozen_epochs);
+  c.mutable_unfrozen()->set_epochs(unfrozen_epochs);
+  c.set_loader_workers(1);
+  return c;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+v1::Job WaitForEnd(client::FacetClient& client, const std::string& id) {
+  v1::Job last;
+  client.WatchJob(id, [&](const v1::JobEvent& e) {
+    if (e.has_snapshot()) last = e.snapshot();
+  });
+  return client.GetJob(id);
+}
+
+grpc::StatusCode CodeOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const RpcError& e) {
+    return e.code();
+  }
+  return grpc::StatusCode::OK;
+}
+
+// One server and one trained, activated model shared by the suite: training is the slow part.
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new testing::TempDir();
+    data_ = *root_ / "data";
+    WriteSyntheticDataset(data_ + "/faces", {/*count=*/160, /*image_size=*/48});
+    server_ = new ServerProcess(data_, *root_ / "state");
+    const v1::Job job = server_->client().StartTraining(TinyJob());
+    first_job_ = new v1::Job(WaitForEnd(server_->client(), job.id()));
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete first_job_;
+    delete root_;
+  }
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "---- server log ----\n%s\n", server_->Log().c_str());
+  }
+  client::FacetClient& client() { return server_->client(); }
+
+  static testing::TempDir* root_;
+  static std::string data_;
+  static ServerProcess* server_;
+  static v1::Job* first_job_;
+};
+testing::TempDir* ServerTest::root_ = nullptr;
+std::string ServerTest::data_;
+ServerProcess* ServerTest::server_ = nullptr;
+v1::Job* ServerTest::first_job_ = nullptr;
+
+TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
+  const v1::Job& job = *first_job_;
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ASSERT_EQ(job.history_size(), 2);
+  EXPECT_EQ(job.history(1).stage(), 2);
+  EXPECT_GT(job.history(1).validation().n(), 0);
+  EXPECT_EQ(job.history(1).log_variances_size(), 3);
+  EXPECT_EQ(job.history(1).validation().ethnicity_class_accuracy_size(), 5);
+  EXPECT_TRUE(job.has_best());
+  EXPECT_TRUE(job.has_started_at());
+  EXPECT_TRUE(job.has_finished_at());
+  ASSERT_FALSE(job.model_id().empty());
+  const v1::Model model = client().GetModel(job.model_id());
+  EXPECT_EQ(model.job_id(), job.id());
+  EXPECT_EQ(model.arch(), "resnet18");
+  EXPECT_EQ(model.image_size(), 32);
+  // The job's config shows every value the run used, defaults included.
+  EXPECT_EQ(job.config().data_dir(), "faces");
+  EXPECT_DOUBLE_EQ(job.config().weight_decay(), 0.01);
+}
+
+TEST_F(ServerTest, WatchStreamsStateProgressAndEpochsAndALateWatcherGetsTheCurrentState) {
+  const v1::Job job = client().StartTraining(TinyJob(1, 1));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  std::vector<v1::JobEvent> events;
+  client().WatchJob(job.id(), [&](const v1::JobEvent& e) { events.push_back(e); });
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.front().has_snapshot());
+  std::set<v1::JobState> states;
+  int progress = 0, epochs = 0;
+  for (const auto& e : events) {
+    if (e.has_snapshot()) states.insert(e.snapshot().state());
+    progress += e.has_progress();
+    epochs += e.has_epoch();
+  }
+  EXPECT_TRUE(states.count(v1::JOB_STATE_RUNNING));
+  EXPECT_TRUE(events.back().has_snapshot());
+  EXPECT_EQ(events.back().snapshot().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_GE(progress, 1);
+  EXPECT_EQ(epochs, 2);
+
+  std::vector<v1::JobEvent> late;  // the job has ended: one snapshot, then the stream closes
+  client().WatchJob(job.id(), [&](const v1::JobEvent& e) { late.push_back(e); });
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].snapshot().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(late[0].snapshot().history_size(), 2);
+}
+
+TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
+  const int before = client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size();
+  auto expect = [&](v1::TrainingConfig c, grpc::StatusCode code, const std::string& field) {
+    try {
+      client().StartTraining(c);
+      ADD_FAILURE() << "accepted a bad config; expected " << field;
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  auto c = TinyJob();
+  c.set_batch_size(1);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "batch_size");
+  c = TinyJob();
+  c.set_arch("vgg16");
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "arch");
+  c = TinyJob();
+  c.set_data_dir("../../etc");
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "data_dir");
+  c = TinyJob();
+  c.set_data_dir("/etc");
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "data_dir");
+  c = TinyJob();
+  c.set_data_dir("missing");
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "data_dir");
+  fs::create_directories(data_ + "/empty");
+  std::ofstream(data_ + "/empty/README.md") << "no faces";
+  c = TinyJob();
+  c.set_data_dir("empty");
+  expect(c, grpc::StatusCode::FAILED_PRECONDITION, "data_dir");
+  c = TinyJob();
+  c.set_batch_size(1000);
+  expect(c, grpc::StatusCode::FAILED_PRECONDITION, "batch_size");
+  c = TinyJob();
+  c.set_loss_weighting(v1::LOSS_WEIGHTING_FIXED);
+  c.add_fixed_weights(1);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "fixed_weights");
+  EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size(), before);
+  EXPECT_EQ(CodeOf([&] { client().GetJob("job-nope"); }), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CodeOf([&] { client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "x"); }), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, CancelStopsARunningJobAndAQueuedOne) {
+  const v1::Job running = client().StartTraining(TinyJob(2, 30));
+  const v1::Job queued = client().StartTraining(TinyJob(1, 1));
+  // Cancel the queued one first: it never runs.
+  const v1::Job cancelled_queued = client().CancelJob(queued.id());
+  EXPECT_EQ(cancelled_queued.state(), v1::JOB_STATE_CANCELLED);
+  bool cancel_sent = false;
+  client().WatchJob(running.id(), [&](const v1::JobEvent& e) {
+    if (!cancel_sent && e.has_progress()) {
+      client().CancelJob(running.id());
+      cancel_sent = true;
+    }
+  });
+  const v1::Job after = client().GetJob(running.id());
+  EXPECT_EQ(after.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(after.history_size(), 32);
+  EXPECT_TRUE(after.model_id().empty());
+  EXPECT_EQ(CodeOf([&] { client().CancelJob(running.id()); }), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(client().GetJob(queued.id()).history_size(), 0);
+}
+
+TEST_F(ServerTest, ListJobsFiltersByStateAndPages) {
+  const auto succeeded = client().ListJobs(v1::JOB_STATE_SUCCEEDED, 500, "");
+  ASSERT_GE(succeeded.jobs_size(), 1);
+  for (const auto& job : succeeded.jobs()) {
+    EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(job.history_size(), 0) << "lists leave the history out";
+  }
+  std::set<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    const auto page = client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 1, token);
+    for (const auto& job : page.jobs()) EXPECT_TRUE(seen.insert(job.id()).second) << "listed twice: " << job.id();
+    token = page.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 100);
+  EXPECT_EQ(static_cast<int>(seen.size()), client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size());
+}
+
+TEST_F(ServerTest, PredictAnswersEachImageAndReportsACorruptOneAlone) {
+  client().ActivateModel(first_job_->model_id());
+  EXPECT_EQ(client().Health("facet.v1.InferenceService"), "SERVING");
+  const auto files = ScanUtkFaceFolder(data_ + "/faces").samples;
+  v1::PredictRequest request;
+  request.add_images(ReadFile(files[0].path));
+  request.add_images("this is not an image");
+  request.add_images(ReadFile(files[1].path));
+  const v1::PredictResponse response = client().Predict(request);
+  EXPECT_EQ(response.model_id(), first_job_->model_id());
+  ASSERT_EQ(response.results_size(), 3);
+  for (int i : {0, 2}) {
+    const auto& r = response.results(i);
+    EXPECT_EQ(r.error_code(), 0) << r.error_message();
+    ASSERT_EQ(r.faces_size(), 1);
+    EXPECT_GT(r.faces(0).age_years(), 0.5);
+    EXPECT_LT(r.faces(0).age_years(), 120);
+    EXPECT_EQ(r.faces(0).gender_probabilities_size(), 2);
+    EXPECT_EQ(r.faces(0).ethnicity_probabilities_size(), 5);
+    EXPECT_TRUE(r.faces(0).gender() == "male" || r.faces(0).gender() == "female");
+  }
+  EXPECT_EQ(response.results(1).error_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(response.results(1).error_message().find("decode"), std::string::npos);
+
+  v1::PredictRequest empty;
+  EXPECT_EQ(CodeOf([&] { client().Predict(empty); }), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::PredictRequest too_many;
+  for (int i = 0; i < 65; ++i) too_many.add_images("x");
+  EXPECT_EQ(CodeOf([&] { client().Predict(too_many); }), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, ActivateSwapsModelsWhilePredictRunsWithoutAFailedRequest) {
+  // A second model, registered from a file exported by the core library.
+  MultiTaskNet other(ResNetOptions{Arch::kResNet18, 8});
+  ExportModel(data_ + "/other.pt", other, *MakeMultiTaskLoss({}), 40);
+  const v1::Model second = client().RegisterModel("other.pt");
+  EXPECT_EQ(second.image_size(), 40);
+  EXPECT_EQ(CodeOf([&] { client().RegisterModel("faces"); }), grpc::StatusCode::INVALID_ARGUMENT);
+  client().ActivateModel(first_job_->model_id());
+
+  const std::string image = ReadFile(ScanUtkFaceFolder(data_ + "/faces").samples[0].path);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::set<std::string> served;
+  std::mutex served_mutex;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 3; ++t) {
+    clients.emplace_back([&] {
+      client::FacetClient c(server_->address(), std::chrono::seconds(30));
+      v1::PredictRequest request;
+      request.add_images(image);
+      while (!stop) {
+        try {
+          const auto r = c.Predict(request);
+          if (r.results(0).error_code() != 0) throw std::runtime_error(r.results(0).error_message());
+          std::lock_guard<std::mutex> lock(served_mutex);
+          served.insert(r.model_id());
+          ++ok;
+        } catch (const std::exception& e) {
+          ++failed;
+          std::fprintf(stderr, "predict failed during swap: %s\n", e.what());
+        }
+      }
+    });
+  }
+  for (int i = 0; i < 6; ++i) {
+    client().ActivateModel(i % 2 ? first_job_->model_id() : second.id());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 6);
+  EXPECT_EQ(served.size(), 2u) << "both models answered";
+  // A model file that cannot load leaves the serving model as it was.
+  fs::copy_file(data_ + "/other.pt", data_ + "/broken.pt");
+  const v1::Model broken = client().RegisterModel("broken.pt");
+  std::ofstream(root_->path() + "/state/models/" + broken.id() + ".pt", std::ios::trunc) << "garbage";
+  EXPECT_EQ(CodeOf([&] { client().ActivateModel(broken.id()); }), grpc::StatusCode::FAILED_PRECONDITION);
+  v1::PredictRequest request;
+  request.add_images(image);
+  EXPECT_EQ(client().Predict(request).model_id(), first_job_->model_id());
+}
+
+TEST_F(ServerTest, MetricsEndpointExposesTrainingAndServingMetrics) {
+  v1::PredictRequest request;
+  request.add_images(ReadFile(ScanUtkFaceFolder(data_ + "/faces").samples[0].path));
+  client().ActivateModel(first_job_->model_id());
+  client().Predict(request);
+  const std::string text = testing::HttpGet(server_->metrics_address(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  for (const std::string& needle :
+       {"facet_training_jobs{state=\"succeeded\"}", "facet_job_validation_age_mae_years{job_id=\"" + first_job_->id(),
+        "facet_job_validation_accuracy_ratio{job_id=\"" + first_job_->id() + "\",task=\"ethnicity\"}",
+        "facet_job_task_log_variance{job_id=\"" + first_job_->id() + "\",task=\"age\"}",
+        "facet_job_task_effective_weight", "facet_job_images_per_second", "facet_predict_requests_total{code=\"OK\"}",
+        "facet_predict_latency_seconds_bucket", "facet_predict_queue_seconds_bucket", "facet_predict_batch_size_bucket",
+        "facet_active_model_info{model_id=\"" + first_job_->model_id() + "\"} 1", "facet_predict_images_total"}) {
+    EXPECT_NE(text.find(needle), std::string::npos) << needle;
+  }
+  std::string promtool;
+  if (testing::RunCommand("command -v promtool", &promtool) != 0) {
+    GTEST_SKIP() << "promtool (Debian package prometheus) is not installed: lint skipped";
+  }
+  testing::TempDir tmp;
+  std::ofstream(tmp / "metrics.txt") << text;
+  std::string lint;
+  EXPECT_EQ(testing::RunCommand("promtool check metrics < " + (tmp / "metrics.txt"), &lint), 0) << lint;
+}
+
+TEST_F(ServerTest, FacetctlDrivesTheServer) {
+  const std::string ctl = std::string(FACETCTL_BINARY) + " --server " + server_->address() + " ";
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(ctl + "jobs", &out), 0) << out;
+  EXPECT_NE(out.find(first_job_->id()), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "job " + first_job_->id(), &out), 0) << out;
+  EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+  EXPECT_NE(out.find("best epoch"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "models", &out), 0) << out;
+  EXPECT_NE(out.find(first_job_->model_id()), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "activate " + first_job_->model_id(), &out), 0) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "predict " + data_ + "/faces --batch 7", &out), 0) << out;
+  EXPECT_NE(out.find("male"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "predict --json " + ScanUtkFaceFolder(data_ + "/faces").samples[0].path, &out), 0);
+  EXPECT_NE(out.find("\"age_years\""), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "health", &out), 0) << out;
+  EXPECT_NE(out.find("SERVING"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "train --data faces --arch resnet18 --width 8 --size 32 --batch 16 "
+                                      "--frozen-epochs 1 --unfrozen-epochs 1 --watch", &out), 0) << out;
+  EXPECT_NE(out.find("epoch"), std::string::npos) << out;
+  EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+
+  // Errors: server errors with status and message (1), bad flags (2), unreachable server (3).
+  EXPECT_EQ(testing::RunCommand(ctl + "job job-nope", &out), 1) << out;
+  EXPECT_NE(out.find("NOT_FOUND"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "train --data faces --batch 1", &out), 1) << out;
+  EXPECT_NE(out.find("INVALID_ARGUMENT: batch_size"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "jobs --bogus", &out), 2) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + "frobnicate", &out), 2) << out;
+  const std::string nowhere = std::to_string(testing::FreeLoopbackPort());
+  EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --server 127.0.0.1:" + nowhere + " --timeout 2 jobs",
+                                &out), 3) << out;
+  EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --help", &out), 0);
+  EXPECT_NE(out.find("make-dataset"), std::string::npos);
+}
+
+// Restart and crash recovery each need their own server.
+TEST(ServerRestart, JobsAndModelsSurviveAGracefulRestart) {
+  testing::TempDir root;
+  WriteSyntheticDataset(root / "data/faces", {/*count=*/80, /*image_size=*/48});
+  std::string job_id, model_id;
+  {
+    ServerProcess server(root / "data", root / "state");
+    const v1::Job job = WaitForEnd(server.client(), server.client().StartTraining(TinyJob()).id());
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << server.Log();
+    job_id = job.id();
+    model_id = job.model_id();
+    server.client().ActivateModel(model_id);
+    EXPECT_EQ(server.Terminate(), 0) << "SIGTERM is a clean exit\n" << server.Log();
+  }
+  ServerProcess server(root / "data", root / "state");
+  const v1::Job job = server.client().GetJob(job_id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.history_size(), 2);
+  EXPECT_TRUE(server.client().GetModel(model_id).active());
+  EXPECT_EQ(server.client().Health("facet.v1.InferenceService"), "SERVING") << "the active model is restored";
+  v1::PredictRequest request;
+  request.add_images(ReadFile(ScanUtkFaceFolder(root / "data/faces").samples[0].path));
+  EXPECT_EQ(server.client().Predict(request).model_id(), model_id);
+}
+
+TEST(ServerRestart, AJobRunningWhenTheServerIsKilledResumesFromItsCheckpoint) {
+  testing::TempDir root;
+  WriteSyntheticDataset(root / "data/faces", {/*count=*/80, /*image_size=*/48});
+  std::string job_id;
+  {
+    ServerProcess server(root / "data", root / "state");
+    job_id = server.client().StartTraining(TinyJob(1, 5)).id();
+    bool killed = false;
+    try {
+      server.client().WatchJob(job_id, [&](const v1::JobEvent& e) {
+        if (e.has_epoch() && e.epoch().epoch() == 2 && !killed) {
+          killed = true;
+          server.Kill();  // kill -9 mid-run
+        }
+      });
+    } catch (const RpcError&) {
+      // the stream breaks with the server
+    }
+    ASSERT_TRUE(killed);
+  }
+  ServerProcess server(root / "data", root / "state");
+  const v1::Job job = WaitForEnd(server.client(), job_id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << server.Log();
+  EXPECT_GE(job.resumed_from_epoch(), 2);
+  ASSERT_EQ(job.history_size(), 6) << "history intact: every epoch once";
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(job.history(i).epoch(), i + 1);
+  EXPECT_FALSE(job.model_id().empty());
+}
+
+}  // namespace
+}  // namespace facet
