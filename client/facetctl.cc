@@ -108,9 +108,9 @@ void PrintJob(const v1::Job& job) {
   const auto& c = job.config();
   std::printf("job        %s\nstate      %s\n", job.id().c_str(), StateName(job.state()).c_str());
   if (!job.error().empty()) std::printf("error      %s\n", job.error().c_str());
-  std::printf("data       %s (validation: %s)\n", c.data_dir().c_str(),
-              c.val_dir().empty() ? ("seeded " + std::to_string(c.val_fraction()) + " split").c_str()
-                                  : c.val_dir().c_str());
+  char split[64];
+  std::snprintf(split, sizeof(split), "a seeded %.0f%% of it", c.val_fraction() * 100);
+  std::printf("data       %s (validation: %s)\n", c.data_dir().c_str(), c.val_dir().empty() ? split : c.val_dir().c_str());
   std::printf("model      %s width %d, %d px, batch %d, epochs %d frozen + %d unfrozen, loss %s, seed %llu\n",
               c.arch().c_str(), c.base_width(), c.image_size(), c.batch_size(), c.frozen().epochs(),
               c.unfrozen().epochs(), v1::LossWeighting_Name(c.loss_weighting()).c_str(),

@@ -17,6 +17,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev prometheus-cpp-dev libsqlite3-dev
   # tests
   libgtest-dev libgmock-dev
+  # metrics lint (promtool) and the Python gRPC client test
+  prometheus python3-grpcio
   # reference and parity checks run with Debian's python3 (never part of the product)
   python3 python3-torch python3-torchvision python3-opencv python3-numpy
 )

@@ -1,9 +1,11 @@
 // Integration tests: the real facet-server process, driven through gRPC stubs and facetctl.
 #include "core/data/synthetic.h"
+#include "core/data/utkface_dataset.h"
 #include "core/train/checkpoint.h"
 #include "tests/server_process.h"
 
 #include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
 
 #include <atomic>
 #include <filesystem>
@@ -307,8 +309,8 @@ TEST_F(ServerTest, MetricsEndpointExposesTrainingAndServingMetrics) {
   client().Predict(request);
   const std::string text = testing::HttpGet(server_->metrics_address(), "/metrics");
   ASSERT_FALSE(text.empty());
-  for (const std::string& needle :
-       {"facet_training_jobs{state=\"succeeded\"}", "facet_job_validation_age_mae_years{job_id=\"" + first_job_->id(),
+  for (const std::string& needle : std::vector<std::string>{
+           "facet_training_jobs{state=\"succeeded\"}", "facet_job_validation_age_mae_years{job_id=\"" + first_job_->id(),
         "facet_job_validation_accuracy_ratio{job_id=\"" + first_job_->id() + "\",task=\"ethnicity\"}",
         "facet_job_task_log_variance{job_id=\"" + first_job_->id() + "\",task=\"age\"}",
         "facet_job_task_effective_weight", "facet_job_images_per_second", "facet_predict_requests_total{code=\"OK\"}",
@@ -360,6 +362,48 @@ TEST_F(ServerTest, FacetctlDrivesTheServer) {
                                 &out), 3) << out;
   EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --help", &out), 0);
   EXPECT_NE(out.find("make-dataset"), std::string::npos);
+}
+
+TEST_F(ServerTest, DetectFacesFindsAndCropsAFaceInAnUncroppedPhoto) {
+  const auto sample = testing::SharedDataDir("utkface-sample");
+  if (!sample) GTEST_SKIP() << "../shared/data/utkface-sample is absent: face detection test skipped";
+  client().ActivateModel(first_job_->model_id());
+  // A real face chip placed in a larger, plain photo.
+  const cv::Mat face = cv::imread(*sample + "/22_0_0_20170103234830581.jpg.chip.jpg");
+  ASSERT_FALSE(face.empty());
+  cv::Mat photo(480, 640, CV_8UC3, cv::Scalar(90, 110, 100));
+  face.copyTo(photo(cv::Rect(300, 120, face.cols, face.rows)));
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", photo, jpeg);
+  v1::PredictRequest request;
+  request.add_images(std::string(jpeg.begin(), jpeg.end()));
+  request.add_images(std::string(jpeg.begin(), jpeg.end()).substr(0, 64));  // truncated: that image's error only
+  request.set_detect_faces(true);
+  const auto response = client().Predict(request);
+  ASSERT_EQ(response.results_size(), 2);
+  const auto& result = response.results(0);
+  ASSERT_EQ(result.error_code(), 0) << result.error_message();
+  ASSERT_GE(result.faces_size(), 1);
+  const auto& box = result.faces(0).box();
+  const cv::Rect found(box.x(), box.y(), box.width(), box.height());
+  EXPECT_GT((found & cv::Rect(300, 120, 200, 200)).area(), found.area() / 2) << "the box lies on the pasted face";
+  EXPECT_GT(result.faces(0).age_years(), 0);
+  EXPECT_NE(response.results(1).error_code(), 0);
+}
+
+TEST_F(ServerTest, APythonClientPredictsOnRealFacesAndSeesHealthAndReflection) {
+  const auto sample = testing::SharedDataDir("utkface-sample");
+  if (!sample) GTEST_SKIP() << "../shared/data/utkface-sample is absent: Python client test skipped";
+  std::string probe;
+  if (testing::RunCommand("/usr/bin/python3 -c 'import grpc' && command -v protoc", &probe) != 0) {
+    GTEST_SKIP() << "python3-grpcio or protoc is not installed: Python client test skipped";
+  }
+  client().ActivateModel(first_job_->model_id());
+  std::string out;
+  const std::string command = std::string("/usr/bin/python3 ") + FACET_SOURCE_DIR + "/tests/python/predict_client.py " +
+                              server_->address() + " " + FACET_SOURCE_DIR + "/proto " + *sample + " 24";
+  ASSERT_EQ(testing::RunCommand(command, &out), 0) << out;
+  EXPECT_NE(out.find(first_job_->model_id()), std::string::npos) << out;
 }
 
 // Restart and crash recovery each need their own server.
