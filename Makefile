@@ -6,6 +6,8 @@ CTEST_JOBS ?= 2
 
 # ccache must tolerate precompiled headers, or every file misses the cache.
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
+# Relative paths in the cache key, so that another checkout of the same commit (CI's clean clone) hits the cache.
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all deps configure build test demo clean
 

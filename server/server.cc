@@ -54,6 +54,9 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   inference_service_ =
       std::make_unique<InferenceServiceImpl>(*models_, *batcher_, detector_.get(), *metrics_, options.limits);
 
+  // Restore the active model before serving, so that a restarted server never answers "no model" in between.
+  models_->RestoreActive();
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -69,8 +72,7 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   }
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.TrainingService", true);
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.ModelService", true);
-  server_->GetHealthCheckService()->SetServingStatus("facet.v1.InferenceService", false);
-  models_->RestoreActive();
+  server_->GetHealthCheckService()->SetServingStatus("facet.v1.InferenceService", models_->Active() != nullptr);
   jobs_->Start();
   spdlog::info("facet-server listening on {} (port {}), metrics on {}, data root {}, state {}, device {}",
                options.listen_address, grpc_port_,

@@ -12,15 +12,22 @@
 namespace facet::server {
 namespace {
 
-// Runs `body` and finishes the default reactor with OK or the error's status.
+// Runs `body` and finishes the default reactor with OK or the error's status, which is logged with its cause.
 template <typename Body>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Body&& body) {
+grpc::ServerUnaryReactor* Unary(const char* method, grpc::CallbackServerContext* context, Body&& body) {
   auto* reactor = context->DefaultReactor();
   try {
     body();
     reactor->Finish(grpc::Status::OK);
   } catch (...) {
-    reactor->Finish(CurrentExceptionToStatus());
+    const grpc::Status status = CurrentExceptionToStatus();
+    if (status.error_code() == grpc::StatusCode::INTERNAL) {
+      spdlog::error("{} from {}: {}", method, context->peer(), status.error_message());
+    } else {
+      spdlog::warn("{} from {}: code {}: {}", method, context->peer(), static_cast<int>(status.error_code()),
+                   status.error_message());
+    }
+    reactor->Finish(status);
   }
   return reactor;
 }
@@ -155,18 +162,18 @@ class PredictCall {
 grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
                                                              const v1::StartTrainingRequest* request,
                                                              v1::Job* response) {
-  return Unary(context, [&] { *response = jobs_.Submit(request->config()); });
+  return Unary("StartTraining", context, [&] { *response = jobs_.Submit(request->config()); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                       const v1::GetJobRequest* request, v1::Job* response) {
-  return Unary(context, [&] { *response = jobs_.Get(request->id()); });
+  return Unary("GetJob", context, [&] { *response = jobs_.Get(request->id()); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
-  return Unary(context, [&] {
+  return Unary("ListJobs", context, [&] {
     std::string next;
     for (auto& job : jobs_.List(request->state(), request->page_size(), request->page_token(), &next)) {
       *response->add_jobs() = std::move(job);
@@ -182,34 +189,34 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(grpc::Call
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                          const v1::CancelJobRequest* request, v1::Job* response) {
-  return Unary(context, [&] { *response = jobs_.Cancel(request->id()); });
+  return Unary("CancelJob", context, [&] { *response = jobs_.Cancel(request->id()); });
 }
 
 // -------------------------------------------------------------------------------------------------- models
 
 grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
-  return Unary(context, [&] {
+  return Unary("ListModels", context, [&] {
     for (auto& model : models_.List()) *response->add_models() = std::move(model);
   });
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
                                                      const v1::GetModelRequest* request, v1::Model* response) {
-  return Unary(context, [&] { *response = models_.Get(request->id()); });
+  return Unary("GetModel", context, [&] { *response = models_.Get(request->id()); });
 }
 
 // Loading a model takes a moment of CPU; it runs on the gRPC thread, which is acceptable for a rare admin call.
 grpc::ServerUnaryReactor* ModelServiceImpl::ActivateModel(grpc::CallbackServerContext* context,
                                                           const v1::ActivateModelRequest* request,
                                                           v1::Model* response) {
-  return Unary(context, [&] { *response = models_.Activate(request->id()); });
+  return Unary("ActivateModel", context, [&] { *response = models_.Activate(request->id()); });
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
                                                           const v1::RegisterModelRequest* request,
                                                           v1::Model* response) {
-  return Unary(context, [&] {
+  return Unary("RegisterModel", context, [&] {
     *response = models_.Register(data_root_.Resolve(request->path(), "path"), request->path());
   });
 }
@@ -221,6 +228,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
                                                         v1::PredictResponse* response) {
   auto* reactor = context->DefaultReactor();
   auto fail = [&](grpc::StatusCode code, const std::string& message) {
+    spdlog::warn("Predict from {}: {}: {}", context->peer(), PredictCall::CodeName(code), message);
     metrics_.RecordPredict(PredictCall::CodeName(code), request->images_size(), 0.0);
     reactor->Finish(grpc::Status(code, message));
     return reactor;
@@ -277,9 +285,11 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
     } catch (const StatusError& e) {
       result->set_error_code(e.code());
       result->set_error_message(e.what());
+      spdlog::warn("Predict from {}: image {}: {}", context->peer(), i, e.what());
     } catch (const std::exception& e) {
       result->set_error_code(grpc::StatusCode::INVALID_ARGUMENT);
       result->set_error_message(e.what());
+      spdlog::warn("Predict from {}: image {}: {}", context->peer(), i, e.what());
     }
   }
   if (items.empty()) {  // nothing to compute: every image failed or had no face

@@ -105,18 +105,6 @@ void ServerProcess::Kill() {
   Wait();
 }
 
-int RunCommand(const std::string& command, std::string* output) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  std::array<char, 4096> buffer;
-  std::string text;
-  size_t n;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) text.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  if (output) *output = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 std::string HttpGet(const std::string& address, const std::string& path) {
   const auto colon = address.rfind(':');
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -37,9 +37,6 @@ class ServerProcess {
   std::unique_ptr<client::FacetClient> client_;
 };
 
-// Runs a command, returns its exit status; stdout and stderr together in *output.
-int RunCommand(const std::string& command, std::string* output);
-
 // GET http://address/path over a plain socket; the body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);
 

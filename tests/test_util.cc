@@ -47,14 +47,8 @@ std::string ShellQuote(const std::string& s) {
 
 }  // namespace
 
-int RunPython(const std::string& script, const std::vector<std::string>& args, std::string* output) {
-  TempDir dir;
-  const std::string path = dir / "script.py";
-  std::ofstream(path) << script;
-  std::string command = std::string(FACET_PYTHON) + " " + ShellQuote(path);
-  for (const auto& a : args) command += " " + ShellQuote(a);
-  command += " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
+int RunCommand(const std::string& command, std::string* output) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return -1;
   std::array<char, 4096> buffer;
   std::string text;
@@ -63,6 +57,15 @@ int RunPython(const std::string& script, const std::vector<std::string>& args, s
   const int status = ::pclose(pipe);
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int RunPython(const std::string& script, const std::vector<std::string>& args, std::string* output) {
+  TempDir dir;
+  const std::string path = dir / "script.py";
+  std::ofstream(path) << script;
+  std::string command = std::string(FACET_PYTHON) + " " + ShellQuote(path);
+  for (const auto& a : args) command += " " + ShellQuote(a);
+  return RunCommand(command, output);
 }
 
 bool PythonHasTorch() {

@@ -27,6 +27,9 @@ class TempDir {
 std::optional<std::string> SharedDataDir(const std::string& name);
 std::string SharedReferenceScript();  // ../shared/reference/mtl_reference.py ("" when absent)
 
+// Runs a shell command, returns its exit status; stdout and stderr together in *output.
+int RunCommand(const std::string& command, std::string* output);
+
 // True when /usr/bin/python3 can import torch and torchvision (Debian's python3-torch).
 bool PythonHasTorch();
 // Runs /usr/bin/python3 with the script text and arguments; returns its exit status, output in *output.

@@ -13,6 +13,12 @@ nn::Conv2d Conv(int in, int out, int kernel, int stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
 }
 
+// The projection shortcut: a strided 1x1 convolution and BatchNorm, when a block changes size or width.
+nn::Sequential MaybeDownsample(int in, int out, int stride) {
+  if (stride == 1 && in == out) return nullptr;
+  return nn::Sequential(Conv(in, out, 1, stride), nn::BatchNorm2d(out));
+}
+
 // torchvision BasicBlock (expansion 1).
 class BasicBlockImpl : public nn::Module {
  public:
@@ -22,10 +28,7 @@ class BasicBlockImpl : public nn::Module {
         bn1(register_module("bn1", nn::BatchNorm2d(planes))),
         conv2(register_module("conv2", Conv(planes, planes, 3, 1))),
         bn2(register_module("bn2", nn::BatchNorm2d(planes))) {
-    if (stride != 1 || in != planes * kExpansion) {
-      downsample = register_module("downsample", nn::Sequential(Conv(in, planes * kExpansion, 1, stride),
-                                                                 nn::BatchNorm2d(planes * kExpansion)));
-    }
+    if (auto d = MaybeDownsample(in, planes * kExpansion, stride)) downsample = register_module("downsample", d);
   }
   torch::Tensor forward(torch::Tensor x) {
     auto out = torch::relu(bn1(conv1(x)));
@@ -53,10 +56,7 @@ class BottleneckImpl : public nn::Module {
         bn2(register_module("bn2", nn::BatchNorm2d(planes))),
         conv3(register_module("conv3", Conv(planes, planes * kExpansion, 1, 1))),
         bn3(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))) {
-    if (stride != 1 || in != planes * kExpansion) {
-      downsample = register_module("downsample", nn::Sequential(Conv(in, planes * kExpansion, 1, stride),
-                                                                 nn::BatchNorm2d(planes * kExpansion)));
-    }
+    if (auto d = MaybeDownsample(in, planes * kExpansion, stride)) downsample = register_module("downsample", d);
   }
   torch::Tensor forward(torch::Tensor x) {
     auto out = torch::relu(bn1(conv1(x)));
