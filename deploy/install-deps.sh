@@ -18,7 +18,9 @@ PACKAGES=(
   # tests
   libgtest-dev libgmock-dev
   # metrics lint (promtool) and the Python gRPC client test
-  prometheus python3-grpcio
+  prometheus python3-grpcio python3-yaml
+  # deployment checks: docker-compose validates the compose files (no Docker engine is needed for that)
+  docker-compose
   # reference and parity checks run with Debian's python3 (never part of the product)
   python3 python3-torch python3-torchvision python3-opencv python3-numpy
 )

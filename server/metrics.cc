@@ -10,8 +10,14 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <iterator>
+#include <sstream>
 
 namespace facet::server {
 namespace {
@@ -26,10 +32,54 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
+// The standard process_* metrics (Prometheus client conventions), read from /proc/self at scrape time.
+class ProcessCollector final : public prometheus::Collectable {
+ public:
+  ProcessCollector() : start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    double cpu_seconds = 0, resident_bytes = 0, virtual_bytes = 0;
+    std::ifstream stat("/proc/self/stat");
+    std::string line;
+    if (std::getline(stat, line)) {
+      // Fields after the command name (which may hold spaces, so start after its closing parenthesis).
+      std::istringstream fields(line.substr(line.rfind(')') + 2));
+      std::vector<std::string> f{std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+      const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+      if (f.size() > 22) {
+        cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime + stime
+        virtual_bytes = std::stod(f[20]);
+        resident_bytes = std::stod(f[21]) * static_cast<double>(sysconf(_SC_PAGESIZE));
+      }
+    }
+    return {Family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                   prometheus::MetricType::Counter, cpu_seconds),
+            Family("process_resident_memory_bytes", "Resident memory size in bytes.", prometheus::MetricType::Gauge,
+                   resident_bytes),
+            Family("process_virtual_memory_bytes", "Virtual memory size in bytes.", prometheus::MetricType::Gauge,
+                   virtual_bytes),
+            Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                   prometheus::MetricType::Gauge, start_time_)};
+  }
+
+ private:
+  static prometheus::MetricFamily Family(const std::string& name, const std::string& help, prometheus::MetricType type,
+                                         double value) {
+    prometheus::ClientMetric metric;
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    return prometheus::MetricFamily{name, help, type, {metric}};
+  }
+  double start_time_;
+};
+
 }  // namespace
 
 struct Metrics::State {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<ProcessCollector> process = std::make_shared<ProcessCollector>();
   std::unique_ptr<prometheus::Exposer> exposer;
   std::mutex mutex;  // guards the label maps below and the families' Add/Remove
 
@@ -88,6 +138,7 @@ Metrics::Metrics(const std::string& address) : state_(std::make_unique<State>())
       throw std::runtime_error("cannot serve metrics on '" + address + "': " + e.what());
     }
     state_->exposer->RegisterCollectable(state_->registry);
+    state_->exposer->RegisterCollectable(state_->process);
   }
   for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) {
     state_->jobs.Add({{"state", JobStateName(static_cast<v1::JobState>(s))}}).Set(0);
@@ -173,7 +224,9 @@ void Metrics::SetActiveModel(const std::string& model_id) {
 }
 
 std::string Metrics::Scrape() const {
-  return prometheus::TextSerializer().Serialize(state_->registry->Collect());
+  auto families = state_->registry->Collect();
+  for (auto& family : state_->process->Collect()) families.push_back(std::move(family));
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace facet::server
