@@ -24,14 +24,23 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_BUILD_TESTS
 # ---------------------------------------------------------------------------------------------- GPU build
 # The official LibTorch distribution (cxx11 ABI) for one CUDA version, pinned by URL and checksum. It carries the
 # CUDA runtime libraries it needs; the host provides only the driver (NVIDIA container toolkit).
+# CMake's Torch package needs the CUDA toolkit (nvcc, headers) to configure against CUDA LibTorch: it comes from
+# NVIDIA's Debian 12 repository; a toolkit of the same major version as LibTorch's CUDA works (minor versions are
+# compatible).
 FROM ${DEBIAN_IMAGE} AS build-gpu
 ARG LIBTORCH_URL=https://download.pytorch.org/libtorch/cu121/libtorch-cxx11-abi-shared-with-deps-2.1.2%2Bcu121.zip
 ARG LIBTORCH_SHA256=""
+ARG CUDA_REPO=https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64
+ARG CUDA_TOOLKIT_PACKAGE=cuda-toolkit-12-4
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake ninja-build pkg-config \
       curl unzip ca-certificates libopencv-dev opencv-data libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       protobuf-compiler libspdlog-dev libfmt-dev prometheus-cpp-dev libsqlite3-dev \
+ && curl -fsSL -o /tmp/cuda-keyring.deb "${CUDA_REPO}/cuda-keyring_1.1-1_all.deb" \
+ && dpkg -i /tmp/cuda-keyring.deb && rm /tmp/cuda-keyring.deb \
+ && apt-get update && apt-get install -y --no-install-recommends "${CUDA_TOOLKIT_PACKAGE}" \
  && rm -rf /var/lib/apt/lists/*
+ENV PATH=/usr/local/cuda/bin:${PATH}
 RUN curl -fsSL -o /tmp/libtorch.zip "${LIBTORCH_URL}" \
  && if [ -n "${LIBTORCH_SHA256}" ]; then echo "${LIBTORCH_SHA256}  /tmp/libtorch.zip" | sha256sum -c -; fi \
  && unzip -q /tmp/libtorch.zip -d /opt && rm /tmp/libtorch.zip
