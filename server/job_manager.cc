@@ -240,6 +240,7 @@ void JobManager::RunJob(v1::Job job) {
   std::mutex job_mutex;  // the callbacks run on this thread, but Publish readers copy `job` under it
   auto last_progress = SteadyClock::now() - std::chrono::hours(1);
   const auto started = SteadyClock::now();
+  int64_t first_step = -1;  // the global step this process started at (after a resume, not 0)
   bool shutdown_interrupted = false;
   try {
     TrainingConfig config = ResolveConfig(job.config());
@@ -259,8 +260,9 @@ void JobManager::RunJob(v1::Job job) {
       const bool final_step = p.global_step == p.total_steps;
       if (!final_step && now - last_progress < std::chrono::duration<double>(options_.progress_interval_s)) return;
       last_progress = now;
+      if (first_step < 0) first_step = p.global_step - 1;
       const double elapsed = std::chrono::duration<double>(now - started).count();
-      const int64_t done_steps = p.global_step - static_cast<int64_t>(job.resumed_from_epoch()) * p.steps_in_epoch;
+      const int64_t done_steps = p.global_step - first_step;
       const double eta = done_steps > 0 ? elapsed / done_steps * (p.total_steps - p.global_step) : 0.0;
       v1::JobEvent event;
       *event.mutable_progress() = ToProto(p, eta);
@@ -294,6 +296,14 @@ void JobManager::RunJob(v1::Job job) {
     };
 
     const TrainResult result = trainer.Run(callbacks);
+    // The trainer's history (restored from the checkpoint, then extended) is authoritative: a crash between a
+    // checkpoint and the store update could have left the stored history one epoch short.
+    job.clear_history();
+    for (const auto& m : result.history) *job.add_history() = ToProto(m);
+    if (!result.history.empty()) {
+      *job.mutable_latest() = job.history(job.history_size() - 1);
+      if (result.best_epoch > 0) *job.mutable_best() = job.history(result.best_epoch - 1);
+    }
     if (result.resumed_from_epoch > 0) {
       job.set_resumed_from_epoch(result.resumed_from_epoch);
       spdlog::info("job {} resumed after epoch {}", id, result.resumed_from_epoch);
