@@ -69,9 +69,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "facet-server: %s\n", e.what());
     return 2;
   }
-  // OpenCV reads this once, at its first decode, and checks it before allocating an image's pixels.
-  ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(flags.GetInt("max-image-pixels")).c_str(), 1);
-
   // Signals are taken by a dedicated thread (sigwait), so shutdown runs as ordinary code, not in a handler.
   sigset_t signals;
   sigemptyset(&signals);
@@ -92,6 +89,7 @@ int main(int argc, char** argv) {
   options.batching.max_queued_images = static_cast<size_t>(flags.GetInt("max-queued-images"));
   options.limits.max_images_per_request = static_cast<int>(flags.GetInt("max-images-per-request"));
   options.limits.max_image_bytes = static_cast<size_t>(flags.GetInt("max-image-bytes"));
+  options.limits.max_image_pixels = flags.GetInt("max-image-pixels");
   options.max_message_bytes = static_cast<int>(flags.GetInt("max-message-bytes"));
   options.face_cascade = flags.GetString("face-cascade");
   options.flip_average = flags.GetBool("flip-average");

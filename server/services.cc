@@ -260,9 +260,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
                                                                   " bytes; the limit is " +
                                                                   std::to_string(limits_.max_image_bytes));
       }
-      // Decompression bombs are refused by OpenCV itself before it allocates the pixels: main() sets
-      // OPENCV_IO_MAX_IMAGE_PIXELS from --max-image-pixels.
-      const cv::Mat image = DecodeImage(bytes);
+      const cv::Mat image = DecodeImage(bytes, limits_.max_image_pixels);  // bombs are refused from the header
       std::vector<cv::Mat> crops;
       if (request->detect_faces()) {
         for (const auto& face : detector_->Detect(image)) {

@@ -50,6 +50,7 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
 struct InferenceLimits {
   int max_images_per_request = 64;
   size_t max_image_bytes = 10 << 20;
+  int64_t max_image_pixels = 40'000'000;  // width * height, read from the header before decoding
 };
 
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {

@@ -87,6 +87,40 @@ TEST(DecodeImage, ReportsCorruptAndEmptyData) {
   EXPECT_EQ(decoded.size(), cv::Size(120, 120));
 }
 
+std::string Encode(const cv::Mat& image, const std::string& ext) {
+  std::vector<uchar> bytes;
+  cv::imencode(ext, image, bytes);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+TEST(PeekImageSize, ReadsJpegPngAndBmpHeaders) {
+  const cv::Mat image = TestImage(120)(cv::Rect(0, 0, 120, 77)).clone();
+  for (const char* ext : {".jpg", ".png", ".bmp"}) {
+    const auto size = PeekImageSize(Encode(image, ext));
+    ASSERT_TRUE(size.has_value()) << ext;
+    EXPECT_EQ(*size, cv::Size(120, 77)) << ext;
+  }
+  EXPECT_FALSE(PeekImageSize("GIF89a........").has_value());
+  EXPECT_FALSE(PeekImageSize(Encode(image, ".jpg").substr(0, 30)).has_value());
+}
+
+TEST(DecodeImage, RefusesADecompressionBombFromItsHeader) {
+  std::string png = Encode(TestImage(64), ".png");
+  // Patch IHDR to claim 100000 x 100000 pixels: a decoder would try to allocate 30 GB.
+  for (int offset : {16, 20}) {
+    png[offset] = 0, png[offset + 1] = 0x01, png[offset + 2] = static_cast<char>(0x86), png[offset + 3] = static_cast<char>(0xA0);
+  }
+  try {
+    DecodeImage(png, 40'000'000);
+    FAIL() << "a bomb was decoded";
+  } catch (const ImageDecodeError& e) {
+    EXPECT_NE(std::string(e.what()).find("100000x100000"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(DecodeImage(Encode(TestImage(64), ".tiff"), 40'000'000), ImageDecodeError);  // not JPEG/PNG/BMP
+  EXPECT_EQ(DecodeImage(Encode(TestImage(64), ".jpg"), 40'000'000).size(), cv::Size(64, 64));
+  EXPECT_THROW(DecodeImage(Encode(TestImage(64), ".jpg"), 1000), ImageDecodeError);  // 4096 pixels > 1000
+}
+
 TEST(PreprocessImage, HandlesGrayAndBgraAndStrides) {
   const cv::Mat bgr = TestImage(80);
   cv::Mat gray, bgra;

@@ -242,6 +242,21 @@ TEST_F(ServerTest, PredictAnswersEachImageAndReportsACorruptOneAlone) {
   EXPECT_EQ(response.results(1).error_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_NE(response.results(1).error_message().find("decode"), std::string::npos);
 
+  // A PNG whose header claims 100000 x 100000 pixels is refused for that image, before decoding.
+  std::string bomb = ReadFile(files[0].path);
+  std::vector<uchar> png;
+  cv::imencode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(0, 0, 0)), png);
+  bomb.assign(png.begin(), png.end());
+  for (int offset : {16, 20}) bomb.replace(offset, 4, std::string("\x00\x01\x86\xA0", 4));
+  v1::PredictRequest with_bomb;
+  with_bomb.add_images(bomb);
+  with_bomb.add_images(ReadFile(files[0].path));
+  const auto bomb_response = client().Predict(with_bomb);
+  EXPECT_EQ(bomb_response.results(0).error_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(bomb_response.results(0).error_message().find("the limit is"), std::string::npos)
+      << bomb_response.results(0).error_message();
+  EXPECT_EQ(bomb_response.results(1).error_code(), 0);
+
   v1::PredictRequest empty;
   EXPECT_EQ(CodeOf([&] { client().Predict(empty); }), grpc::StatusCode::INVALID_ARGUMENT);
   v1::PredictRequest too_many;

@@ -5,6 +5,8 @@
 
 #include <opencv2/core/mat.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -16,8 +18,13 @@ class ImageDecodeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Decodes JPEG/PNG/... bytes to 8-bit BGR. Throws ImageDecodeError saying why (empty, not an image, corrupt).
-cv::Mat DecodeImage(std::string_view bytes);
+// Width and height from a JPEG, PNG or BMP header, without decoding; nullopt for other or malformed data.
+std::optional<cv::Size> PeekImageSize(std::string_view bytes);
+
+// Decodes bytes to 8-bit BGR. Throws ImageDecodeError saying why (empty, not an image, corrupt).
+// With max_pixels > 0, only JPEG, PNG and BMP are accepted and their header is read first: an image of more pixels
+// (a decompression bomb) is refused before any pixel is allocated.
+cv::Mat DecodeImage(std::string_view bytes, int64_t max_pixels = 0);
 
 // Reads and decodes a file. Throws ImageDecodeError naming the path.
 cv::Mat ReadImageFile(const std::string& path);
