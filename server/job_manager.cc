@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -31,10 +32,6 @@ std::string NewJobId() {
 
 bool IsEnded(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-double UnweightedValidationLoss(const v1::EpochMetrics& m) {
-  return m.validation().age_loss() + m.validation().gender_loss() + m.validation().ethnicity_loss();
 }
 
 v1::JobEvent SnapshotEvent(const v1::Job& job) {
@@ -175,22 +172,23 @@ void JobManager::Unsubscribe(const std::string& id, uint64_t token) {
   if (it->second.empty()) subscribers_.erase(it);
 }
 
-void JobManager::Publish(const std::string& id, const v1::JobEvent& event, bool last) {
-  std::lock_guard<std::mutex> lock(subscribers_mutex_);
+void JobManager::DeliverLocked(const std::string& id, const v1::JobEvent& event, bool last) {
   auto it = subscribers_.find(id);
   if (it == subscribers_.end()) return;
   for (auto& [token, sink] : it->second) sink(event, last);
-  if (last) subscribers_.erase(it);
+  if (last) subscribers_.erase(it);  // an ended job has nothing more to say
+}
+
+void JobManager::Publish(const std::string& id, const v1::JobEvent& event, bool last) {
+  std::lock_guard<std::mutex> lock(subscribers_mutex_);
+  DeliverLocked(id, event, last);
 }
 
 void JobManager::PersistAndPublish(const v1::Job& job) {
-  std::lock_guard<std::mutex> lock(subscribers_mutex_);  // store and publish in one order for every watcher
-  store_.PutJob(job);
-  const bool last = IsEnded(job.state());
-  auto it = subscribers_.find(job.id());
-  if (it != subscribers_.end()) {
-    for (auto& [token, sink] : it->second) sink(SnapshotEvent(job), last);
-    if (last) subscribers_.erase(it);
+  {
+    std::lock_guard<std::mutex> lock(subscribers_mutex_);  // store and publish in one order for every watcher
+    store_.PutJob(job);
+    DeliverLocked(job.id(), SnapshotEvent(job), IsEnded(job.state()));
   }
   UpdateJobCounts();
 }
@@ -241,6 +239,7 @@ void JobManager::RunJob(v1::Job job) {
   auto last_progress = SteadyClock::now() - std::chrono::hours(1);
   const auto started = SteadyClock::now();
   int64_t first_step = -1;  // the global step this process started at (after a resume, not 0)
+  double best_score = INFINITY;  // ValidationScore of the best epoch this process has seen
   bool shutdown_interrupted = false;
   try {
     TrainingConfig config = ResolveConfig(job.config());
@@ -280,7 +279,8 @@ void JobManager::RunJob(v1::Job job) {
         std::lock_guard<std::mutex> lock(job_mutex);
         *job.add_history() = event.epoch();
         *job.mutable_latest() = event.epoch();
-        if (!job.has_best() || UnweightedValidationLoss(event.epoch()) < UnweightedValidationLoss(job.best())) {
+        if (ValidationScore(m) < best_score) {
+          best_score = ValidationScore(m);
           *job.mutable_best() = event.epoch();
         }
         store_.PutJob(job);

@@ -58,6 +58,7 @@ class JobManager {
   bool ClaimNext(v1::Job* job);
   void RunJob(v1::Job job);
   void Publish(const std::string& id, const v1::JobEvent& event, bool last);
+  void DeliverLocked(const std::string& id, const v1::JobEvent& event, bool last);  // subscribers_mutex_ held
   void PersistAndPublish(const v1::Job& job);
   void UpdateJobCounts();
   TrainingConfig ResolveConfig(const v1::TrainingConfig& config) const;

@@ -194,7 +194,7 @@ void Metrics::RecordProgress(const std::string& job_id, const v1::Progress& p) {
   state_->images_per_second.Add(job).Set(p.images_per_s());
 }
 
-void Metrics::RecordPredict(const std::string& grpc_code, int images, double latency_seconds) {
+void Metrics::RecordPredict(const std::string& grpc_code, double latency_seconds) {
   std::lock_guard<std::mutex> lock(state_->mutex);
   state_->requests.Add({{"code", grpc_code}}).Increment();
   state_->latency.Observe(latency_seconds);

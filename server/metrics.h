@@ -23,7 +23,7 @@ class Metrics {
   void RecordProgress(const std::string& job_id, const v1::Progress& progress);
 
   // Serving.
-  void RecordPredict(const std::string& grpc_code, int images, double latency_seconds);
+  void RecordPredict(const std::string& grpc_code, double latency_seconds);
   void RecordImage(const std::string& outcome);  // "ok" or the image's error code name
   void RecordQueueTime(double seconds);
   void RecordBatch(int batch_size, double compute_seconds);

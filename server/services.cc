@@ -92,8 +92,8 @@ class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
 // What one Predict call waits for: every image's faces answered by the batcher.
 class PredictCall {
  public:
-  PredictCall(grpc::ServerUnaryReactor* reactor, v1::PredictResponse* response, Metrics& metrics, int images)
-      : reactor_(reactor), response_(response), metrics_(metrics), images_(images), start_(Clock::now()) {}
+  PredictCall(grpc::ServerUnaryReactor* reactor, v1::PredictResponse* response, Metrics& metrics)
+      : reactor_(reactor), response_(response), metrics_(metrics), start_(Clock::now()) {}
 
   // Registers `count` pending faces before any is handed to the batcher.
   void Expect(int count) { pending_ += count; }
@@ -127,8 +127,7 @@ class PredictCall {
         metrics_.RecordImage(result.error_code() == 0 ? "ok" : "error");
       }
     }
-    metrics_.RecordPredict(CodeName(status.error_code()), images_,
-                           std::chrono::duration<double>(Clock::now() - start_).count());
+    metrics_.RecordPredict(CodeName(status.error_code()), std::chrono::duration<double>(Clock::now() - start_).count());
     reactor_->Finish(status);
     delete this;
   }
@@ -148,7 +147,6 @@ class PredictCall {
   grpc::ServerUnaryReactor* const reactor_;
   v1::PredictResponse* const response_;
   Metrics& metrics_;
-  const int images_;
   const Clock::time_point start_;
   std::atomic<int> pending_{0};
   std::mutex mutex_;
@@ -229,7 +227,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
   auto* reactor = context->DefaultReactor();
   auto fail = [&](grpc::StatusCode code, const std::string& message) {
     spdlog::warn("Predict from {}: {}: {}", context->peer(), PredictCall::CodeName(code), message);
-    metrics_.RecordPredict(PredictCall::CodeName(code), request->images_size(), 0.0);
+    metrics_.RecordPredict(PredictCall::CodeName(code), 0.0);
     reactor->Finish(grpc::Status(code, message));
     return reactor;
   };
@@ -248,7 +246,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
   const auto deadline = context->deadline() == std::chrono::system_clock::time_point::max()
                             ? Clock::time_point::max()
                             : Clock::now() + (context->deadline() - std::chrono::system_clock::now());
-  auto* call = new PredictCall(reactor, response, metrics_, request->images_size());
+  auto* call = new PredictCall(reactor, response, metrics_);
   std::vector<BatchItem> items;
   std::vector<std::pair<int, int>> item_slots;  // (image, face) of each item
   for (int i = 0; i < request->images_size(); ++i) {

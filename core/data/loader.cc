@@ -51,6 +51,12 @@ void UtkFaceLoader::StartEpoch(uint64_t epoch_seed) {
   changed_.notify_all();
 }
 
+std::vector<size_t> UtkFaceLoader::BatchIndicesLocked(int64_t batch_index) const {
+  const size_t begin = static_cast<size_t>(batch_index) * options_.batch_size;
+  const size_t end = std::min(order_.size(), begin + options_.batch_size);
+  return std::vector<size_t>(order_.begin() + begin, order_.begin() + end);
+}
+
 Batch UtkFaceLoader::BuildBatch(const std::vector<size_t>& indices, int64_t first_position, uint64_t epoch_seed) {
   const int s = options_.image_size;
   const auto float_options = torch::TensorOptions().dtype(torch::kFloat).pinned_memory(options_.pin_memory);
@@ -93,9 +99,7 @@ void UtkFaceLoader::WorkerLoop() {
       batch_index = next_to_claim_++;
       generation = epoch_generation_;
       seed = epoch_seed_;
-      const size_t begin = static_cast<size_t>(batch_index) * options_.batch_size;
-      const size_t end = std::min(order_.size(), begin + options_.batch_size);
-      indices.assign(order_.begin() + begin, order_.begin() + end);
+      indices = BatchIndicesLocked(batch_index);
     }
     Slot slot;
     try {
@@ -120,9 +124,7 @@ std::optional<Batch> UtkFaceLoader::Next() {
       if (next_to_return_ >= num_batches_) return std::nullopt;
       if (workers_.empty()) {
         const int64_t index = next_to_return_++;
-        const size_t begin = static_cast<size_t>(index) * options_.batch_size;
-        const std::vector<size_t> indices(order_.begin() + begin,
-                                          order_.begin() + std::min(order_.size(), begin + options_.batch_size));
+        const std::vector<size_t> indices = BatchIndicesLocked(index);
         const uint64_t seed = epoch_seed_;
         lock.unlock();
         Batch batch = BuildBatch(indices, index * options_.batch_size, seed);

@@ -51,6 +51,7 @@ class UtkFaceLoader final : public BatchSource {
     std::exception_ptr error;
   };
   Batch BuildBatch(const std::vector<size_t>& indices, int64_t first_position, uint64_t epoch_seed);
+  std::vector<size_t> BatchIndicesLocked(int64_t batch_index) const;  // mutex_ held
   void WorkerLoop();
 
   // Constant after construction.

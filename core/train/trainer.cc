@@ -28,16 +28,16 @@ std::array<double, kNumTasks> ToArray(const torch::Tensor& t) {
   return {cpu[0].item<double>(), cpu[1].item<double>(), cpu[2].item<double>()};
 }
 
-double UnweightedValidationLoss(const EpochMetrics& m) {
-  return m.validation.task_losses[0] + m.validation.task_losses[1] + m.validation.task_losses[2];
-}
-
 void PruneCheckpoints(const std::string& folder) {
   const auto paths = ListCheckpoints(folder);
   for (size_t i = kCheckpointsKept; i < paths.size(); ++i) std::filesystem::remove(paths[i]);
 }
 
 }  // namespace
+
+double ValidationScore(const EpochMetrics& m) {
+  return m.validation.task_losses[0] + m.validation.task_losses[1] + m.validation.task_losses[2];
+}
 
 Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation)
     : config_(std::move(config)), train_(train), validation_(validation), device_(c10::kCPU) {
@@ -125,7 +125,7 @@ TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   result.cancelled = stopped_;
   for (const auto& m : result.history) {
     if (result.best_epoch == 0 ||
-        UnweightedValidationLoss(m) < UnweightedValidationLoss(result.history[result.best_epoch - 1])) {
+        ValidationScore(m) < ValidationScore(result.history[result.best_epoch - 1])) {
       result.best_epoch = m.epoch;
     }
   }

@@ -49,9 +49,13 @@ struct EpochMetrics {
   EvalMetrics validation;
 };
 
+// What "best epoch" minimises: the unweighted sum of the validation task losses, so that it means the same under
+// every loss weighting (the uncertainty-weighted total moves with the learned weights).
+double ValidationScore(const EpochMetrics& m);
+
 struct TrainResult {
   std::vector<EpochMetrics> history;  // every epoch so far, resumed ones included
-  int best_epoch = 0;                 // lowest unweighted sum of validation task losses (0: none yet)
+  int best_epoch = 0;                 // lowest ValidationScore (0: none yet)
   bool cancelled = false;
   int resumed_from_epoch = 0;         // 0 when the run started fresh
 };
