@@ -4,12 +4,20 @@ BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 CTEST_JOBS ?= 2
 
+ASAN_OPTIONS_TESTS := detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+
 # ccache must tolerate precompiled headers, or every file misses the cache.
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 # Relative paths in the cache key, so that another checkout of the same commit (CI's clean clone) hits the cache.
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all deps configure build test demo clean
+# The sanitizer build: clang, ASan + UBSan everywhere, libFuzzer coverage; shared by `make fuzz` and
+# `make test-sanitize`.
+SANITIZE_DIR ?= build-sanitize
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 20
+
+.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak
 
 all: build
 
@@ -22,11 +30,34 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR)
 
-test: build
+# The fuzz smoke run (fuzz.smoke in ctest) needs the fuzzers, which live in the sanitizer build.
+test: build fuzz-build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(CTEST_JOBS)
+
+configure-sanitize: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFACET_SANITIZE=ON -DFACET_FUZZ=ON $(CMAKE_FLAGS)
+
+fuzz-build: configure-sanitize
+	@cmake --build $(SANITIZE_DIR) --target facet_fuzz_image facet_fuzz_request
+
+# Each fuzzer for FUZZ_SECONDS from the seed corpus; new inputs collect in $(SANITIZE_DIR)/fuzz-corpus.
+fuzz: fuzz-build
+	@bash tests/fuzz/run_fuzzers.sh $(SANITIZE_DIR) $(FUZZ_SECONDS)
+
+# The unit and integration tests, every library instrumented with ASan and UBSan.
+test-sanitize: configure-sanitize
+	@cmake --build $(SANITIZE_DIR)
+	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=$(ASAN_OPTIONS_TESTS) UBSAN_OPTIONS=print_stacktrace=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j 1
+
+# Concurrent Predict clients with real faces, training, model swaps and malformed requests (SOAK_SECONDS).
+SOAK_SECONDS ?= 300
+soak: build
+	@/usr/bin/python3 tests/soak/soak.py --build $(BUILD_DIR) --seconds $(SOAK_SECONDS)
 
 demo: build
 	@bash deploy/demo.sh $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)

@@ -2,6 +2,9 @@
 
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace facet::client {
@@ -14,6 +17,31 @@ std::string CodeName(grpc::StatusCode code) {
                                        "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
   const int i = static_cast<int>(code);
   return i >= 0 && i < 17 ? kNames[i] : "CODE_" + std::to_string(i);
+}
+
+std::string ReadPem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  std::ostringstream pem;
+  pem << in.rdbuf();
+  return pem.str();
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& o) {
+  grpc::ChannelArguments args;
+  const bool tls = o.tls || !o.tls_ca_file.empty() || !o.tls_cert_file.empty() || !o.tls_server_name.empty();
+  if (!tls) return grpc::CreateCustomChannel(o.address, grpc::InsecureChannelCredentials(), args);
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    throw std::runtime_error("a client certificate needs its key, and a key its certificate");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca_file.empty()) ssl.pem_root_certs = ReadPem(o.tls_ca_file);
+  if (!o.tls_cert_file.empty()) {
+    ssl.pem_cert_chain = ReadPem(o.tls_cert_file);
+    ssl.pem_private_key = ReadPem(o.tls_key_file);
+  }
+  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
+  return grpc::CreateCustomChannel(o.address, grpc::SslCredentials(ssl), args);
 }
 
 // Takes the response by value after the call has filled it (never pass the call and its response in one
@@ -30,16 +58,21 @@ RpcError::RpcError(const std::string& method, const grpc::Status& status)
     : std::runtime_error(method + ": " + CodeName(status.error_code()) + ": " + status.error_message()),
       code_(status.error_code()) {}
 
-FacetClient::FacetClient(const std::string& address, std::chrono::milliseconds timeout)
-    : channel_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+FacetClient::FacetClient(const ConnectionOptions& options)
+    : channel_(MakeChannel(options)),
       training_(v1::TrainingService::NewStub(channel_)),
       models_(v1::ModelService::NewStub(channel_)),
       inference_(v1::InferenceService::NewStub(channel_)),
-      timeout_(timeout) {}
+      timeout_(options.timeout),
+      authorization_(options.token.empty() ? "" : "Bearer " + options.token) {}
+
+FacetClient::FacetClient(const std::string& address, std::chrono::milliseconds timeout)
+    : FacetClient(ConnectionOptions{address, timeout}) {}
 
 std::unique_ptr<grpc::ClientContext> FacetClient::Context() const {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + timeout_);
+  if (!authorization_.empty()) context->AddMetadata("authorization", authorization_);
   return context;
 }
 
@@ -85,6 +118,7 @@ void FacetClient::WatchJob(const std::string& id, const std::function<void(const
   v1::WatchJobRequest request;
   request.set_id(id);
   grpc::ClientContext context;  // no deadline: a watch lasts as long as the job
+  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
   auto reader = training_->WatchJob(&context, request);
   v1::JobEvent event;
   while (reader->Read(&event)) on_event(event);

@@ -23,8 +23,21 @@ class RpcError : public std::runtime_error {
   grpc::StatusCode code_;
 };
 
+// How to reach and authenticate to a server. File fields name PEM files; empty ones are unused.
+struct ConnectionOptions {
+  std::string address = "localhost:7070";
+  std::chrono::milliseconds timeout{30000};  // per call (WatchJob has none)
+  std::string token;            // sent as `authorization: Bearer TOKEN`
+  bool tls = false;             // implied by any tls_* file
+  std::string tls_ca_file;      // CA that signed the server's certificate (default: the system's roots)
+  std::string tls_cert_file;    // client certificate, for servers that require mutual TLS
+  std::string tls_key_file;
+  std::string tls_server_name;  // overrides the name checked against the server's certificate
+};
+
 class FacetClient {
  public:
+  explicit FacetClient(const ConnectionOptions& options);  // throws std::runtime_error on unreadable PEM files
   FacetClient(const std::string& address, std::chrono::milliseconds timeout);
 
   v1::Job StartTraining(const v1::TrainingConfig& config);
@@ -51,6 +64,7 @@ class FacetClient {
   std::unique_ptr<v1::ModelService::Stub> models_;
   std::unique_ptr<v1::InferenceService::Stub> inference_;
   std::chrono::milliseconds timeout_;
+  std::string authorization_;  // "Bearer TOKEN", or empty
 };
 
 }  // namespace facet::client

@@ -1,6 +1,7 @@
 // facetctl: the command-line client of facet-server. `facetctl --help` lists the commands.
 #include "client/facet_client.h"
 #include "core/data/synthetic.h"
+#include "core/util/sha256.h"
 #include "core/util/flag_set.h"
 
 #include <google/protobuf/util/json_util.h>
@@ -26,7 +27,7 @@ using facet::client::RpcError;
 constexpr int kExitError = 1, kExitUsage = 2, kExitUnreachable = 3;
 
 const char kUsage[] =
-    "usage: facetctl [--server HOST:PORT] [--timeout SECONDS] COMMAND [flags] [args]\n"
+    "usage: facetctl [--server HOST:PORT] [--token T] [--tls-ca PEM] [--timeout SECONDS] COMMAND [flags] [args]\n"
     "\n"
     "The command-line client of facet-server (multi-task face model: age, gender, ethnicity).\n"
     "\n"
@@ -44,20 +45,72 @@ const char kUsage[] =
     "  health                       the server's health, per service\n"
     "  make-dataset --synthetic --out DIR [--count N] [--size N] [--seed N]\n"
     "                               write a synthetic UTKFace-format data set (no server needed)\n"
+    "  token create --role ROLE [--name NAME]\n"
+    "                               make a random API token and the line that enables it in a server's token file\n"
+    "                               (roles: admin, predict, read; no server needed)\n"
     "\n"
     "`facetctl COMMAND --help` shows a command's flags. --server defaults to $FACET_SERVER or localhost:7070.\n"
+    "Tokens: --token, $FACET_TOKEN or --token-file ($FACET_TOKEN_FILE). TLS: --tls-ca (or --tls for the system's\n"
+    "roots), and --tls-cert/--tls-key for servers that require client certificates.\n"
     "Exit status: 0 success, 1 error from the server or a failed job, 2 usage error, 3 server unreachable.\n";
-
-struct Context {
-  std::string server = "localhost:7070";
-  double timeout_s = 30;
-};
 
 FlagSet CommandFlags(const std::string& usage) {
   FlagSet f(usage);
   f.String("server", "localhost:7070", "facet-server address", "FACET_SERVER");
   f.Double("timeout", 30, "per-call deadline in seconds");
+  f.String("token", "", "API token (sent as a Bearer token)", "FACET_TOKEN");
+  f.String("token-file", "", "file whose first line is the API token", "FACET_TOKEN_FILE");
+  f.Bool("tls", false, "connect over TLS, trusting the system's CA roots unless --tls-ca", "FACET_TLS");
+  f.String("tls-ca", "", "PEM CA that signed the server's certificate (implies --tls)", "FACET_TLS_CA");
+  f.String("tls-cert", "", "PEM client certificate, for servers that require mutual TLS", "FACET_TLS_CERT");
+  f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_TLS_KEY");
+  f.String("tls-server-name", "", "name to check the server's certificate against (default: the host)",
+           "FACET_TLS_SERVER_NAME");
   return f;
+}
+
+facet::client::ConnectionOptions ConnectionFromFlags(const FlagSet& f) {
+  facet::client::ConnectionOptions o;
+  o.address = f.GetString("server");
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.GetDouble("timeout") * 1000));
+  o.token = f.GetString("token");
+  if (o.token.empty() && !f.GetString("token-file").empty()) {
+    std::ifstream in(f.GetString("token-file"));
+    if (!in || !std::getline(in, o.token) || o.token.empty()) {
+      throw std::invalid_argument("--token-file: cannot read a token from '" + f.GetString("token-file") + "'");
+    }
+  }
+  o.tls = f.GetBool("tls");
+  o.tls_ca_file = f.GetString("tls-ca");
+  o.tls_cert_file = f.GetString("tls-cert");
+  o.tls_key_file = f.GetString("tls-key");
+  o.tls_server_name = f.GetString("tls-server-name");
+  return o;
+}
+
+// 32 random bytes from the kernel, hex: 256 bits, so the unsalted SHA-256 in the token file cannot be reversed.
+int CreateToken(const FlagSet& f) {
+  const std::string role = f.GetString("role");
+  if (role != "admin" && role != "predict" && role != "read") {
+    throw std::invalid_argument("token create: --role must be admin, predict or read");
+  }
+  const std::string name = f.GetString("name");
+  if (name.find_first_of(" \t#") != std::string::npos) {
+    throw std::invalid_argument("token create: --name may not contain spaces or '#'");
+  }
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  unsigned char bytes[32];
+  if (!random.read(reinterpret_cast<char*>(bytes), sizeof(bytes))) throw std::runtime_error("cannot read /dev/urandom");
+  std::string token = "fct_";
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : bytes) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  std::printf("token: %s\n", token.c_str());
+  std::printf("token file line: %s %s%s\n", role.c_str(), facet::Sha256Hex(token).c_str(),
+              name.empty() ? "" : (" " + name).c_str());
+  return 0;
 }
 
 std::string FormatTime(const google::protobuf::Timestamp& t) {
@@ -433,6 +486,10 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     f.Bool("detect-faces", false, "find faces in uncropped photos (one result per face)");
     f.Int("batch", 16, "images per request");
   }
+  if (command == "token") {
+    f.String("role", "", "admin (everything), predict (Predict only) or read (get, list, watch)");
+    f.String("name", "", "who holds the token, shown in the server's logs");
+  }
   if (command == "make-dataset") {
     f.Bool("synthetic", false, "face-like synthetic images whose pixels depend on the labels");
     f.String("out", "", "folder to write (created if missing)");
@@ -457,8 +514,12 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     return 0;
   }
   if (command == "make-dataset") return MakeDataset(f);
-
   const auto& pos = f.positional();
+  if (command == "token") {
+    if (pos.size() != 1 || pos[0] != "create") throw std::invalid_argument("token: the subcommand is `create`");
+    return CreateToken(f);
+  }
+
   const bool needs_id = command == "job" || command == "watch" || command == "cancel" || command == "model" ||
                         command == "activate" || command == "register";
   if (needs_id && pos.size() != 1) throw std::invalid_argument(command + ": needs exactly one argument (see --help)");
@@ -467,8 +528,7 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
   }
   if (command == "train" && f.GetString("data").empty()) throw std::invalid_argument("train: --data DIR is required");
 
-  FacetClient client(f.GetString("server"),
-                     std::chrono::milliseconds(static_cast<int64_t>(f.GetDouble("timeout") * 1000)));
+  FacetClient client(ConnectionFromFlags(f));
   if (command == "train") return Train(client, f);
   if (command == "jobs") return Jobs(client, f);
   if (command == "job") {
@@ -518,7 +578,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     leading.push_back(arg);
-    if (arg.find('=') == std::string::npos && i + 1 < argc) leading.push_back(argv[++i]);
+    const bool takes_value = arg != "--tls";  // the one global flag without a value
+    if (takes_value && arg.find('=') == std::string::npos && i + 1 < argc) leading.push_back(argv[++i]);
     ++i;
   }
   if (i >= argc) {

@@ -14,9 +14,11 @@ PACKAGES=(
   libopencv-dev opencv-data
   # service: gRPC, Protobuf, logs, metrics, embedded store
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libspdlog-dev libfmt-dev prometheus-cpp-dev libsqlite3-dev
+  libspdlog-dev libfmt-dev prometheus-cpp-dev libsqlite3-dev libssl-dev openssl
   # tests
   libgtest-dev libgmock-dev
+  # fuzzing and the sanitizer build: clang with libFuzzer, ASan and UBSan runtimes
+  clang libclang-rt-14-dev
   # metrics lint (promtool) and the Python gRPC client test
   prometheus python3-grpcio python3-yaml
   # deployment checks: docker-compose validates the compose files (no Docker engine is needed for that)

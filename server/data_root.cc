@@ -14,7 +14,7 @@ DataRoot::DataRoot(const std::string& root) {
   root_ = fs::canonical(root).string();
 }
 
-std::string DataRoot::Resolve(const std::string& relative, const std::string& field) const {
+std::string DataRoot::Resolve(const std::string& relative, const std::string& field, PathKind kind) const {
   auto refuse = [&](const std::string& why) {
     return StatusError(grpc::StatusCode::INVALID_ARGUMENT, field + ": '" + relative + "' " + why);
   };
@@ -26,6 +26,8 @@ std::string DataRoot::Resolve(const std::string& relative, const std::string& fi
   if (ec) throw refuse("does not exist under the data root");
   const std::string r = resolved.string();
   if (r != root_ && r.rfind(root_ + "/", 0) != 0) throw refuse("leaves the data root");
+  if (kind == PathKind::kFolder && !fs::is_directory(resolved, ec)) throw refuse("is not a folder");
+  if (kind == PathKind::kFile && !fs::is_regular_file(resolved, ec)) throw refuse("is not a regular file");
   return r;
 }
 

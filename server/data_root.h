@@ -5,14 +5,16 @@
 
 namespace facet::server {
 
+enum class PathKind { kFolder, kFile };
+
 class DataRoot {
  public:
   explicit DataRoot(const std::string& root);  // throws std::runtime_error when the root is not a folder
 
   // Resolves `relative` (as given in a request) to a canonical path inside the root. Absolute paths, `..` that
   // leave the root, symbolic links that point outside it and NUL bytes are refused with INVALID_ARGUMENT naming
-  // `field`; a path that does not exist is INVALID_ARGUMENT too.
-  std::string Resolve(const std::string& relative, const std::string& field) const;
+  // `field`; a path that does not exist, or is not of the `kind` expected, is INVALID_ARGUMENT too.
+  std::string Resolve(const std::string& relative, const std::string& field, PathKind kind) const;
   const std::string& path() const { return root_; }
 
  private:

@@ -50,12 +50,24 @@ JobManager::JobManager(JobManagerOptions options, JobStore& store, const DataRoo
 }
 
 JobManager::~JobManager() {
+  Stop();
+  for (auto& t : workers_) t.join();
+}
+
+void JobManager::Stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
     stopping_ = true;
   }
   work_.notify_all();
-  for (auto& t : workers_) t.join();
+  std::lock_guard<std::mutex> lock(subscribers_mutex_);
+  for (auto& [id, sinks] : subscribers_) {
+    const auto job = store_.GetJob(id);
+    if (!job) continue;
+    for (auto& [token, sink] : sinks) sink(SnapshotEvent(*job), /*last=*/true);
+  }
+  subscribers_.clear();
 }
 
 void JobManager::Start() {
@@ -71,10 +83,10 @@ TrainingConfig JobManager::ResolveConfig(const v1::TrainingConfig& request) cons
   config.device = options_.device;
   config.threads = options_.threads;
   ValidateTrainingConfig(config);  // std::invalid_argument "field: ..." -> INVALID_ARGUMENT
-  config.data_dir = data_root_.Resolve(request.data_dir(), "data_dir");
-  if (!request.val_dir().empty()) config.val_dir = data_root_.Resolve(request.val_dir(), "val_dir");
+  config.data_dir = data_root_.Resolve(request.data_dir(), "data_dir", PathKind::kFolder);
+  if (!request.val_dir().empty()) config.val_dir = data_root_.Resolve(request.val_dir(), "val_dir", PathKind::kFolder);
   if (!request.pretrained_encoder().empty()) {
-    config.pretrained_encoder = data_root_.Resolve(request.pretrained_encoder(), "pretrained_encoder");
+    config.pretrained_encoder = data_root_.Resolve(request.pretrained_encoder(), "pretrained_encoder", PathKind::kFile);
   }
   return config;
 }
@@ -240,7 +252,6 @@ void JobManager::RunJob(v1::Job job) {
   const auto started = SteadyClock::now();
   int64_t first_step = -1;  // the global step this process started at (after a resume, not 0)
   double best_score = INFINITY;  // ValidationScore of the best epoch this process has seen
-  bool shutdown_interrupted = false;
   try {
     TrainingConfig config = ResolveConfig(job.config());
     config.checkpoint_dir = (fs::path(options_.state_dir) / "jobs" / id / "checkpoints").string();
@@ -251,8 +262,11 @@ void JobManager::RunJob(v1::Job job) {
     TrainerCallbacks callbacks;
     callbacks.should_stop = [&] {
       std::lock_guard<std::mutex> lock(mutex_);
-      shutdown_interrupted = stopping_;
-      return stopping_ || cancel_requested_.count(id) > 0;
+      return cancel_requested_.count(id) > 0;
+    };
+    callbacks.should_suspend = [&] {  // shutdown: checkpoint this step, resume here on the next start
+      std::lock_guard<std::mutex> lock(mutex_);
+      return stopping_;
     };
     callbacks.on_step = [&](const StepProgress& p) {
       const auto now = SteadyClock::now();
@@ -308,12 +322,13 @@ void JobManager::RunJob(v1::Job job) {
       job.set_resumed_from_epoch(result.resumed_from_epoch);
       spdlog::info("job {} resumed after epoch {}", id, result.resumed_from_epoch);
     }
+    if (result.suspended) {
+      spdlog::info("job {} suspended by shutdown at epoch {}, step {}: it resumes there on the next start", id,
+                   job.progress().epoch(), job.progress().step());
+      store_.PutJob(job);  // stays RUNNING
+      return;
+    }
     if (result.cancelled) {
-      if (shutdown_interrupted) {
-        spdlog::info("job {} interrupted by shutdown; it resumes from its last checkpoint on restart", id);
-        store_.PutJob(job);  // stays RUNNING
-        return;
-      }
       job.set_state(v1::JOB_STATE_CANCELLED);
     } else {
       const std::string model_id = ModelRegistry::NewModelId();

@@ -34,9 +34,13 @@ class JobManager {
 
   JobManager(JobManagerOptions options, JobStore& store, const DataRoot& data_root, ModelRegistry& models,
              Metrics& metrics);
-  // Stops the workers. A running job is interrupted and stays RUNNING in the store, so the next start resumes it
-  // from its last checkpoint.
+  // Calls Stop, then waits for the workers.
   ~JobManager();
+
+  // Begins shutting down, without waiting: running jobs write a checkpoint of their current step and stay RUNNING
+  // in the store (the next start resumes them there), queued jobs stay queued, and WatchJob streams end (their
+  // jobs will not change while this process lives).
+  void Stop();
 
   // Starts the worker threads; jobs left RUNNING by a previous process are resumed first, then QUEUED ones in order.
   void Start();

@@ -39,6 +39,14 @@ facet::FlagSet MakeFlags() {
   f.String("face-cascade", facet::server::FaceDetector::kDefaultCascade,
            "OpenCV Haar cascade for detect_faces; empty disables it", "FACET_FACE_CASCADE");
   f.Bool("flip-average", false, "average each prediction with the mirrored image's", "FACET_FLIP_AVERAGE");
+  f.String("auth-tokens", "", "token file (ROLE SHA256 [NAME] per line; see `facetctl token create`); "
+           "empty: no authentication", "FACET_AUTH_TOKENS");
+  f.Bool("allow-unauthenticated-remote", false,
+         "without --auth-tokens, listen on --listen as given instead of its loopback equivalent",
+         "FACET_ALLOW_UNAUTHENTICATED_REMOTE");
+  f.String("tls-cert", "", "PEM certificate chain: serve gRPC over TLS (with --tls-key)", "FACET_TLS_CERT");
+  f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_TLS_KEY");
+  f.String("tls-client-ca", "", "PEM CA: require client certificates it signed (mutual TLS)", "FACET_TLS_CLIENT_CA");
   f.Int("shutdown-grace-ms", 10000, "on SIGTERM/SIGINT, how long in-flight requests may take", "FACET_SHUTDOWN_GRACE_MS");
   f.String("log-level", "info", "trace, debug, info, warn, error, critical or off", "FACET_LOG_LEVEL");
   f.Bool("log-json", false, "one JSON object per log line", "FACET_LOG_JSON");
@@ -93,6 +101,11 @@ int main(int argc, char** argv) {
   options.max_message_bytes = static_cast<int>(flags.GetInt("max-message-bytes"));
   options.face_cascade = flags.GetString("face-cascade");
   options.flip_average = flags.GetBool("flip-average");
+  options.auth_token_file = flags.GetString("auth-tokens");
+  options.allow_unauthenticated_remote = flags.GetBool("allow-unauthenticated-remote");
+  options.tls_cert_file = flags.GetString("tls-cert");
+  options.tls_key_file = flags.GetString("tls-key");
+  options.tls_client_ca_file = flags.GetString("tls-client-ca");
 
   std::unique_ptr<facet::server::FacetServer> server;
   try {

@@ -1,5 +1,7 @@
 #include "server/model_registry.h"
 
+#include "core/file_util.h"
+#include "core/util/sha256.h"
 #include "server/status.h"
 
 #include <google/protobuf/util/time_util.h>
@@ -41,6 +43,7 @@ v1::Model ModelRegistry::AddTrained(const std::string& model_id, const v1::Job& 
   model.set_arch(ArchName(info.arch));
   model.set_base_width(info.base_width);
   model.set_image_size(info.image_size);
+  model.set_sha256(Sha256HexOfFile(PathFor(model_id)));
   *model.mutable_metrics() = job.latest().validation();
   *model.mutable_config() = job.config();
   *model.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
@@ -49,15 +52,22 @@ v1::Model ModelRegistry::AddTrained(const std::string& model_id, const v1::Job& 
 }
 
 v1::Model ModelRegistry::Register(const std::string& source_path, const std::string& shown_source) {
-  ExportedModelInfo info;
-  try {
-    LoadExportedModel(source_path, c10::kCPU, &info);
-  } catch (const std::exception& e) {
-    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, std::string("path: not a facet model export: ") + e.what());
-  }
   v1::Model model;
   model.set_id(NewModelId());
-  fs::copy_file(source_path, PathFor(model.id()), fs::copy_options::overwrite_existing);
+  // Copy first, atomically, then validate the copy: what is checked is what will be served, and a crash leaves
+  // no half-copied model behind.
+  const std::vector<char> bytes = ReadFileBytes(source_path);
+  const std::string_view view(bytes.data(), bytes.size());
+  const std::string path = PathFor(model.id());
+  WriteFileAtomically(path, view);
+  ExportedModelInfo info;
+  try {
+    LoadExportedModel(path, c10::kCPU, &info);
+  } catch (const std::exception& e) {
+    fs::remove(path);
+    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, std::string("path: not a facet model export: ") + e.what());
+  }
+  model.set_sha256(Sha256Hex(view));
   model.set_arch(ArchName(info.arch));
   model.set_base_width(info.base_width);
   model.set_image_size(info.image_size);
@@ -81,6 +91,13 @@ v1::Model ModelRegistry::Activate(const std::string& id) {
   auto serving = std::make_shared<ServingModel>();
   serving->id = id;
   try {
+    if (!model.sha256().empty()) {
+      const std::string actual = Sha256HexOfFile(PathFor(id));
+      if (actual != model.sha256()) {
+        throw std::runtime_error("the file '" + PathFor(id) + "' has SHA-256 " + actual + ", not the recorded " +
+                                 model.sha256() + " (corrupt or replaced)");
+      }
+    }
     serving->predictor = Predictor::FromExport(PathFor(id), predictor_options_);
   } catch (const std::exception& e) {
     throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include "core/device.h"
+#include "core/file_util.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -8,11 +9,55 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <grpcpp/security/server_credentials.h>
+
 #include <filesystem>
 
 namespace facet::server {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+std::string ReadPem(const std::string& path, const char* what) {
+  const auto bytes = ReadFileBytes(path);  // throws naming the path
+  if (bytes.empty()) throw std::runtime_error(std::string(what) + " '" + path + "' is empty");
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::shared_ptr<grpc::ServerCredentials> MakeCredentials(const ServerOptions& options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    throw std::runtime_error("TLS needs both a certificate and a key (--tls-cert, --tls-key)");
+  }
+  if (options.tls_cert_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) throw std::runtime_error("--tls-client-ca needs --tls-cert and --tls-key");
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl(options.tls_client_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back(
+      {ReadPem(options.tls_key_file, "TLS key"), ReadPem(options.tls_cert_file, "TLS certificate")});
+  if (!options.tls_client_ca_file.empty()) ssl.pem_root_certs = ReadPem(options.tls_client_ca_file, "client CA");
+  return grpc::SslServerCredentials(ssl);
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
+std::string EffectiveListenAddress(const ServerOptions& options) {
+  const std::string& address = options.listen_address;
+  if (!options.auth_token_file.empty() || options.allow_unauthenticated_remote) return address;
+  if (address.rfind("unix:", 0) == 0) return address;  // a socket file: local by nature
+  const auto colon = address.rfind(':');
+  const std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (IsLoopbackHost(host)) return address;
+  const std::string port = colon == std::string::npos ? "0" : address.substr(colon + 1);
+  return (host.find(':') != std::string::npos || host.rfind('[', 0) == 0 ? "[::1]:" : "127.0.0.1:") + port;
+}
 
 FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   fs::create_directories(options.state_dir);
@@ -49,10 +94,23 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
     }
   }
 
-  training_service_ = std::make_unique<TrainingServiceImpl>(*jobs_);
-  model_service_ = std::make_unique<ModelServiceImpl>(*models_, *data_root_);
-  inference_service_ =
-      std::make_unique<InferenceServiceImpl>(*models_, *batcher_, detector_.get(), *metrics_, options.limits);
+  if (!options.auth_token_file.empty()) {
+    auth_ = std::make_unique<TokenAuthenticator>(TokenAuthenticator::FromFile(options.auth_token_file));
+  }
+  const std::string listen_address = EffectiveListenAddress(options);
+  if (listen_address != options.listen_address) {
+    spdlog::warn("no --auth-tokens file: listening on {} instead of {}, so that only this host can call the API "
+                 "(configure tokens, or pass --allow-unauthenticated-remote to accept anyone)",
+                 listen_address, options.listen_address);
+  } else if (!auth_) {
+    spdlog::warn("authentication is off: anyone who reaches {} may train, activate and predict", listen_address);
+  }
+  const auto credentials = MakeCredentials(options);
+
+  training_service_ = std::make_unique<TrainingServiceImpl>(*jobs_, auth_.get());
+  model_service_ = std::make_unique<ModelServiceImpl>(*models_, *data_root_, auth_.get());
+  inference_service_ = std::make_unique<InferenceServiceImpl>(*models_, *batcher_, detector_.get(), *metrics_,
+                                                              options.limits, auth_.get());
 
   // Restore the active model before serving, so that a restarted server never answers "no model" in between.
   models_->RestoreActive();
@@ -60,7 +118,7 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.AddListeningPort(listen_address, credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(training_service_.get());
@@ -68,14 +126,15 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   builder.RegisterService(inference_service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port_ == 0) {
-    throw std::runtime_error("cannot listen on '" + options.listen_address + "' (in use, or not a valid address)");
+    throw std::runtime_error("cannot listen on '" + listen_address + "' (in use, or not a valid address)");
   }
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.TrainingService", true);
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.ModelService", true);
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.InferenceService", models_->Active() != nullptr);
   jobs_->Start();
-  spdlog::info("facet-server listening on {} (port {}), metrics on {}, data root {}, state {}, device {}",
-               options.listen_address, grpc_port_,
+  spdlog::info("facet-server listening on {} (port {}, {}{}), metrics on {}, data root {}, state {}, device {}",
+               listen_address, grpc_port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
+               auth_ ? ", " + std::to_string(auth_->size()) + " tokens" : "",
                options.metrics_address.empty() ? "(off)" : "http://" + options.metrics_address + "/metrics",
                data_root_->path(), options.state_dir, ResolveDevice(options.device).str());
 }
@@ -87,9 +146,11 @@ void FacetServer::Wait() { server_->Wait(); }
 void FacetServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  spdlog::info("shutting down: finishing in-flight requests (up to {} ms)", grace.count());
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
-  jobs_.reset();      // interrupts a running job between two steps; it stays RUNNING for the next start
+  spdlog::info("shutting down: finishing in-flight requests (up to {} ms), checkpointing running jobs",
+               grace.count());
+  jobs_->Stop();      // running jobs checkpoint their current step meanwhile, and stay RUNNING for the next start
+  server_->Shutdown(std::chrono::system_clock::now() + grace);  // no new calls; in-flight Predicts finish
+  jobs_.reset();      // waits for those checkpoints
   batcher_.reset();   // answers anything still queued
   spdlog::info("stopped");
 }

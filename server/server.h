@@ -27,7 +27,19 @@ struct ServerOptions {
   int max_message_bytes = 64 << 20;
   std::string face_cascade = FaceDetector::kDefaultCascade;  // empty: face detection off
   bool flip_average = false;     // test-time flip averaging in Predict
+
+  // Security (docs/security.md). No token file: no authentication, so the server listens on loopback only,
+  // unless `allow_unauthenticated_remote`.
+  std::string auth_token_file;
+  bool allow_unauthenticated_remote = false;
+  std::string tls_cert_file;       // PEM; with tls_key_file, gRPC is served over TLS only
+  std::string tls_key_file;
+  std::string tls_client_ca_file;  // PEM; when set, clients must present a certificate it signed (mTLS)
 };
+
+// The address the server will really bind: `listen` itself, or its loopback equivalent when nothing authenticates
+// callers and remote callers were not explicitly allowed.
+std::string EffectiveListenAddress(const ServerOptions& options);
 
 class FacetServer {
  public:
@@ -52,6 +64,7 @@ class FacetServer {
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<TrainingServiceImpl> training_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;

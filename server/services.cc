@@ -12,11 +12,19 @@
 namespace facet::server {
 namespace {
 
-// Runs `body` and finishes the default reactor with OK or the error's status, which is logged with its cause.
+// Throws UNAUTHENTICATED / PERMISSION_DENIED unless the caller may act as `needed`; auth off: everyone may.
+void Authorize(const TokenAuthenticator* auth, const grpc::CallbackServerContext& context, Role needed) {
+  if (auth) auth->Authorize(context, needed);
+}
+
+// Checks the caller's role, runs `body` and finishes the default reactor with OK or the error's status, which is
+// logged with its cause.
 template <typename Body>
-grpc::ServerUnaryReactor* Unary(const char* method, grpc::CallbackServerContext* context, Body&& body) {
+grpc::ServerUnaryReactor* Unary(const char* method, grpc::CallbackServerContext* context,
+                                const TokenAuthenticator* auth, Role needed, Body&& body) {
   auto* reactor = context->DefaultReactor();
   try {
+    Authorize(auth, *context, needed);
     body();
     reactor->Finish(grpc::Status::OK);
   } catch (...) {
@@ -32,6 +40,13 @@ grpc::ServerUnaryReactor* Unary(const char* method, grpc::CallbackServerContext*
   return reactor;
 }
 
+// A server stream that fails before it starts (e.g. a caller without the role to watch).
+class FailedWrite final : public grpc::ServerWriteReactor<v1::JobEvent> {
+ public:
+  explicit FailedWrite(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // Streams a job's events to one client. Events queue while a write is in flight; progress events are dropped
 // when a slow client lets more than kMaxQueued pile up (snapshots and epochs are always kept).
 class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
@@ -40,16 +55,24 @@ class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
     try {
       token_ = jobs_.Subscribe(id_, [this](const v1::JobEvent& event, bool last) { Push(event, last); });
     } catch (...) {
-      Finish(CurrentExceptionToStatus());
+      std::lock_guard<std::mutex> lock(mutex_);
+      FinishLocked(CurrentExceptionToStatus());
     }
   }
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mutex_);
     writing_ = false;
-    if (!ok) return;  // the client went away; OnDone follows
+    if (!ok) {  // the call was cancelled (client gone, or server shutdown): finish so that OnDone follows
+      FinishLocked(grpc::Status::CANCELLED);
+      return;
+    }
     WriteNextLocked();
   }
-  void OnCancel() override {}
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finishing_ = true;
+    if (!writing_) FinishLocked(grpc::Status::CANCELLED);
+  }
   void OnDone() override {
     if (token_) jobs_.Unsubscribe(id_, token_);
     delete this;
@@ -63,15 +86,25 @@ class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
     if (event.has_progress() && queue_.size() >= kMaxQueued) return;
     queue_.push_back(event);
     finishing_ = last;
+    if (last && event.has_snapshot() && !IsFinal(event.snapshot().state())) {
+      // The stream ends before the job does: the server is stopping. Clients should watch again after a restart.
+      end_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "the server is shutting down; job " + id_ + " resumes when it restarts");
+    }
     WriteNextLocked();
+  }
+  static bool IsFinal(v1::JobState s) {
+    return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
   }
   void WriteNextLocked() {
     if (writing_ || finished_) return;
     if (queue_.empty()) {
-      if (finishing_) {
-        finished_ = true;
-        Finish(grpc::Status::OK);
-      }
+      if (finishing_) FinishLocked(end_status_);
       return;
     }
     current_ = std::move(queue_.front());
@@ -86,6 +119,7 @@ class JobWatcher final : public grpc::ServerWriteReactor<v1::JobEvent> {
   std::mutex mutex_;
   std::deque<v1::JobEvent> queue_;
   v1::JobEvent current_;
+  grpc::Status end_status_;  // OK unless the stream ends before the job
   bool writing_ = false, finishing_ = false, finished_ = false;
 };
 
@@ -139,6 +173,8 @@ class PredictCall {
       case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
       case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
       case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+      case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
       default: return "INTERNAL";
     }
   }
@@ -160,18 +196,18 @@ class PredictCall {
 grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
                                                              const v1::StartTrainingRequest* request,
                                                              v1::Job* response) {
-  return Unary("StartTraining", context, [&] { *response = jobs_.Submit(request->config()); });
+  return Unary("StartTraining", context, auth_, Role::kAdmin, [&] { *response = jobs_.Submit(request->config()); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                       const v1::GetJobRequest* request, v1::Job* response) {
-  return Unary("GetJob", context, [&] { *response = jobs_.Get(request->id()); });
+  return Unary("GetJob", context, auth_, Role::kRead, [&] { *response = jobs_.Get(request->id()); });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerContext* context,
                                                         const v1::ListJobsRequest* request,
                                                         v1::ListJobsResponse* response) {
-  return Unary("ListJobs", context, [&] {
+  return Unary("ListJobs", context, auth_, Role::kRead, [&] {
     std::string next;
     for (auto& job : jobs_.List(request->state(), request->page_size(), request->page_token(), &next)) {
       *response->add_jobs() = std::move(job);
@@ -182,44 +218,68 @@ grpc::ServerUnaryReactor* TrainingServiceImpl::ListJobs(grpc::CallbackServerCont
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(grpc::CallbackServerContext* context,
                                                                       const v1::WatchJobRequest* request) {
+  try {
+    Authorize(auth_, *context, Role::kRead);
+  } catch (const StatusError& e) {
+    spdlog::warn("WatchJob from {}: {}", context->peer(), e.what());
+    return new FailedWrite(ToStatus(e));
+  }
   return new JobWatcher(jobs_, request->id());
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                          const v1::CancelJobRequest* request, v1::Job* response) {
-  return Unary("CancelJob", context, [&] { *response = jobs_.Cancel(request->id()); });
+  return Unary("CancelJob", context, auth_, Role::kAdmin, [&] { *response = jobs_.Cancel(request->id()); });
 }
 
 // -------------------------------------------------------------------------------------------------- models
 
 grpc::ServerUnaryReactor* ModelServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest*, v1::ListModelsResponse* response) {
-  return Unary("ListModels", context, [&] {
+  return Unary("ListModels", context, auth_, Role::kRead, [&] {
     for (auto& model : models_.List()) *response->add_models() = std::move(model);
   });
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext* context,
                                                      const v1::GetModelRequest* request, v1::Model* response) {
-  return Unary("GetModel", context, [&] { *response = models_.Get(request->id()); });
+  return Unary("GetModel", context, auth_, Role::kRead, [&] { *response = models_.Get(request->id()); });
 }
 
 // Loading a model takes a moment of CPU; it runs on the gRPC thread, which is acceptable for a rare admin call.
 grpc::ServerUnaryReactor* ModelServiceImpl::ActivateModel(grpc::CallbackServerContext* context,
                                                           const v1::ActivateModelRequest* request,
                                                           v1::Model* response) {
-  return Unary("ActivateModel", context, [&] { *response = models_.Activate(request->id()); });
+  return Unary("ActivateModel", context, auth_, Role::kAdmin, [&] { *response = models_.Activate(request->id()); });
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
                                                           const v1::RegisterModelRequest* request,
                                                           v1::Model* response) {
-  return Unary("RegisterModel", context, [&] {
-    *response = models_.Register(data_root_.Resolve(request->path(), "path"), request->path());
+  return Unary("RegisterModel", context, auth_, Role::kAdmin, [&] {
+    *response = models_.Register(data_root_.Resolve(request->path(), "path", PathKind::kFile), request->path());
   });
 }
 
 // ----------------------------------------------------------------------------------------------- inference
+
+void CheckPredictRequest(const v1::PredictRequest& request, const InferenceLimits& limits) {
+  if (request.images_size() == 0) throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "images: at least one is required");
+  if (request.images_size() > limits.max_images_per_request) {
+    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "images: at most " +
+                                                              std::to_string(limits.max_images_per_request) +
+                                                              " per request, got " + std::to_string(request.images_size()));
+  }
+}
+
+cv::Mat DecodeRequestImage(const std::string& bytes, const InferenceLimits& limits) {
+  if (bytes.size() > limits.max_image_bytes) {
+    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "image is " + std::to_string(bytes.size()) +
+                                                              " bytes; the limit is " +
+                                                              std::to_string(limits.max_image_bytes));
+  }
+  return DecodeImage(bytes, limits.max_image_pixels);  // bombs are refused from the header, before any allocation
+}
 
 grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerContext* context,
                                                         const v1::PredictRequest* request,
@@ -231,10 +291,15 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
     reactor->Finish(grpc::Status(code, message));
     return reactor;
   };
-  if (request->images_size() == 0) return fail(grpc::StatusCode::INVALID_ARGUMENT, "images: at least one is required");
-  if (request->images_size() > limits_.max_images_per_request) {
-    return fail(grpc::StatusCode::INVALID_ARGUMENT, "images: at most " + std::to_string(limits_.max_images_per_request) +
-                                                        " per request, got " + std::to_string(request->images_size()));
+  try {
+    Authorize(auth_, *context, Role::kPredict);
+  } catch (const StatusError& e) {
+    return fail(e.code(), e.what());
+  }
+  try {
+    CheckPredictRequest(*request, limits_);
+  } catch (const StatusError& e) {
+    return fail(e.code(), e.what());
   }
   if (request->detect_faces() && !detector_) {
     return fail(grpc::StatusCode::FAILED_PRECONDITION, "detect_faces: no face cascade is loaded on this server");
@@ -253,12 +318,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
     auto* result = response->add_results();
     const std::string& bytes = request->images(i);
     try {
-      if (bytes.size() > limits_.max_image_bytes) {
-        throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "image is " + std::to_string(bytes.size()) +
-                                                                  " bytes; the limit is " +
-                                                                  std::to_string(limits_.max_image_bytes));
-      }
-      const cv::Mat image = DecodeImage(bytes, limits_.max_image_pixels);  // bombs are refused from the header
+      const cv::Mat image = DecodeRequestImage(bytes, limits_);
       std::vector<cv::Mat> crops;
       if (request->detect_faces()) {
         for (const auto& face : detector_->Detect(image)) {

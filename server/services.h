@@ -2,6 +2,7 @@
 #pragma once
 
 #include "facet/v1/facet.grpc.pb.h"
+#include "server/auth.h"
 #include "server/batcher.h"
 #include "server/face_detector.h"
 #include "server/job_manager.h"
@@ -14,7 +15,8 @@ namespace facet::server {
 
 class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  public:
-  explicit TrainingServiceImpl(JobManager& jobs) : jobs_(jobs) {}
+  // `auth` null: every caller may call every method (the server then listens on loopback only, unless told).
+  TrainingServiceImpl(JobManager& jobs, const TokenAuthenticator* auth) : jobs_(jobs), auth_(auth) {}
   grpc::ServerUnaryReactor* StartTraining(grpc::CallbackServerContext* context, const v1::StartTrainingRequest* request,
                                           v1::Job* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
@@ -28,11 +30,13 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
 
  private:
   JobManager& jobs_;
+  const TokenAuthenticator* auth_;
 };
 
 class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
-  ModelServiceImpl(ModelRegistry& models, const DataRoot& data_root) : models_(models), data_root_(data_root) {}
+  ModelServiceImpl(ModelRegistry& models, const DataRoot& data_root, const TokenAuthenticator* auth)
+      : models_(models), data_root_(data_root), auth_(auth) {}
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
@@ -45,6 +49,7 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
  private:
   ModelRegistry& models_;
   const DataRoot& data_root_;
+  const TokenAuthenticator* auth_;
 };
 
 struct InferenceLimits {
@@ -53,11 +58,17 @@ struct InferenceLimits {
   int64_t max_image_pixels = 40'000'000;  // width * height, read from the header before decoding
 };
 
+// Refuses, with INVALID_ARGUMENT, a Predict request with no image or more than the limit allows.
+void CheckPredictRequest(const v1::PredictRequest& request, const InferenceLimits& limits);
+// Decodes one request image within the byte and pixel limits (read from the header before decoding). Throws
+// StatusError INVALID_ARGUMENT naming the limit, or std::invalid_argument from the decoder.
+cv::Mat DecodeRequestImage(const std::string& bytes, const InferenceLimits& limits);
+
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {
  public:
   InferenceServiceImpl(ModelRegistry& models, DynamicBatcher& batcher, const FaceDetector* detector,
-                       Metrics& metrics, InferenceLimits limits)
-      : models_(models), batcher_(batcher), detector_(detector), metrics_(metrics), limits_(limits) {}
+                       Metrics& metrics, InferenceLimits limits, const TokenAuthenticator* auth)
+      : models_(models), batcher_(batcher), detector_(detector), metrics_(metrics), limits_(limits), auth_(auth) {}
   // Decodes and preprocesses on the calling gRPC thread (milliseconds of CPU work), then hands the images to the
   // batcher and returns: the forward pass never holds a gRPC thread. The reactor finishes from the batcher thread.
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context, const v1::PredictRequest* request,
@@ -69,6 +80,7 @@ class InferenceServiceImpl final : public v1::InferenceService::CallbackService 
   const FaceDetector* detector_;  // null when face detection is unavailable
   Metrics& metrics_;
   const InferenceLimits limits_;
+  const TokenAuthenticator* auth_;
 };
 
 }  // namespace facet::server

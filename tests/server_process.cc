@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -32,7 +34,7 @@ int FreeLoopbackPort() {
 }
 
 ServerProcess::ServerProcess(const std::string& data_root, const std::string& state_dir,
-                             std::vector<std::string> extra_flags) {
+                             ServerProcessOptions options) {
   grpc_port_ = FreeLoopbackPort();
   metrics_port_ = FreeLoopbackPort();
   log_path_ = state_dir + ".log";
@@ -44,9 +46,14 @@ ServerProcess::ServerProcess(const std::string& data_root, const std::string& st
                                    "--device=cpu",
                                    "--threads=2",
                                    "--log-level=debug"};
-  args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+  args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
   pid_ = ::fork();
   if (pid_ == 0) {
+    if (options.file_size_limit_bytes > 0) {
+      std::signal(SIGXFSZ, SIG_IGN);  // inherited through exec: writes past the limit fail with EFBIG
+      rlimit limit{static_cast<rlim_t>(options.file_size_limit_bytes), static_cast<rlim_t>(options.file_size_limit_bytes)};
+      ::setrlimit(RLIMIT_FSIZE, &limit);
+    }
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
@@ -57,7 +64,12 @@ ServerProcess::ServerProcess(const std::string& data_root, const std::string& st
     std::perror("execv facet-server");
     ::_exit(127);
   }
-  client_ = std::make_unique<client::FacetClient>(address(), std::chrono::seconds(60));
+  connection_ = options.connection;
+  connection_.address = address();
+  connection_.timeout = std::chrono::seconds(60);
+  client_ = std::make_unique<client::FacetClient>(connection_);
+  client::ConnectionOptions probe = connection_;
+  probe.timeout = std::chrono::milliseconds(500);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < give_up) {
     int status = 0;
@@ -66,7 +78,7 @@ ServerProcess::ServerProcess(const std::string& data_root, const std::string& st
       throw std::runtime_error("facet-server exited during start-up:\n" + Log());
     }
     try {
-      if (client::FacetClient(address(), std::chrono::milliseconds(500)).Health("") == "SERVING") return;
+      if (client::FacetClient(probe).Health("") == "SERVING") return;
     } catch (const std::exception&) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -97,6 +109,10 @@ int ServerProcess::Terminate() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
   return Wait();
+}
+
+void ServerProcess::Signal(int signal) {
+  if (pid_ > 0) ::kill(pid_, signal);
 }
 
 void ServerProcess::Kill() {

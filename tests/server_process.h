@@ -15,25 +15,41 @@ namespace facet::testing {
 
 int FreeLoopbackPort();
 
+struct ServerProcessOptions {
+  std::vector<std::string> extra_flags;
+  client::ConnectionOptions connection;  // how client() connects; the address is filled in
+  long file_size_limit_bytes = 0;        // RLIMIT_FSIZE of the server (0: none): writes past it fail as on a full disk
+};
+
 class ServerProcess {
  public:
   // Starts facet-server with --data-root data_root and --state-dir state_dir; waits until it is SERVING.
-  ServerProcess(const std::string& data_root, const std::string& state_dir, std::vector<std::string> extra_flags = {});
+  ServerProcess(const std::string& data_root, const std::string& state_dir, ServerProcessOptions options);
+  ServerProcess(const std::string& data_root, const std::string& state_dir, std::vector<std::string> extra_flags = {})
+      : ServerProcess(data_root, state_dir, WithFlags(std::move(extra_flags))) {}
   ~ServerProcess();  // SIGKILLs a server still running
 
   std::string address() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
   client::FacetClient& client() { return *client_; }
+  const client::ConnectionOptions& connection() const { return connection_; }
   std::string Log() const;
 
   int Terminate();  // SIGTERM, then the exit status (or -signal)
   void Kill();      // SIGKILL, as a crash would
+  void Signal(int signal);  // sends it without waiting
+  int Wait();       // the exit status (or -signal) once the server has exited
 
  private:
-  int Wait();
+  static ServerProcessOptions WithFlags(std::vector<std::string> flags) {
+    ServerProcessOptions options;
+    options.extra_flags = std::move(flags);
+    return options;
+  }
   pid_t pid_ = -1;
   int grpc_port_ = 0, metrics_port_ = 0;
   std::string log_path_;
+  client::ConnectionOptions connection_;
   std::unique_ptr<client::FacetClient> client_;
 };
 

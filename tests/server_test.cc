@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -473,6 +474,54 @@ TEST(ServerRestart, AJobRunningWhenTheServerIsKilledResumesFromItsCheckpoint) {
   ASSERT_EQ(job.history_size(), 6) << "history intact: every epoch once";
   for (int i = 0; i < 6; ++i) EXPECT_EQ(job.history(i).epoch(), i + 1);
   EXPECT_FALSE(job.model_id().empty());
+}
+
+TEST(ServerRestart, SigtermMidEpochCheckpointsThatStepAndTheRestartedJobContinuesThere) {
+  testing::TempDir root;
+  WriteSyntheticDataset(root / "data/faces", {/*count=*/320, /*image_size=*/64});
+  auto config = TinyJob(1, 2);
+  config.set_image_size(64);  // 16 steps per epoch, each long enough for the signal to land mid-epoch
+  std::string job_id;
+  {
+    ServerProcess server(root / "data", root / "state");
+    job_id = server.client().StartTraining(config).id();
+    bool signalled = false;
+    try {
+      server.client().WatchJob(job_id, [&](const v1::JobEvent& e) {
+        if (e.has_progress() && e.progress().epoch() == 2 && e.progress().step() >= 2 && !signalled) {
+          signalled = true;
+          server.Signal(SIGTERM);
+        }
+      });
+      ADD_FAILURE() << "the watch stream ended cleanly although the job did not";
+    } catch (const RpcError& e) {
+      EXPECT_EQ(e.code(), grpc::StatusCode::UNAVAILABLE) << e.what();
+    }
+    ASSERT_TRUE(signalled);
+    EXPECT_EQ(server.Wait(), 0) << server.Log();
+    EXPECT_NE(server.Log().find("suspended by shutdown"), std::string::npos) << server.Log();
+  }
+  // The newest checkpoint is the step the job was at: epoch-0001.step-NNNNNN.ckpt.
+  const auto checkpoints = ListCheckpoints(root / "state/jobs/" + job_id + "/checkpoints");
+  ASSERT_FALSE(checkpoints.empty());
+  const std::string newest = fs::path(checkpoints[0]).filename();
+  ASSERT_EQ(newest.rfind("epoch-0001.step-", 0), 0u) << newest;
+  const int suspended_at = std::stoi(newest.substr(16, 6));
+
+  ServerProcess server(root / "data", root / "state");
+  int first_epoch = 0, first_step = 0;
+  server.client().WatchJob(job_id, [&](const v1::JobEvent& e) {
+    if (e.has_progress() && first_step == 0) {
+      first_epoch = e.progress().epoch();
+      first_step = static_cast<int>(e.progress().step());
+    }
+  });
+  EXPECT_EQ(first_epoch, 2);
+  EXPECT_EQ(first_step, suspended_at + 1) << "the restarted job continues at the next step";
+  const v1::Job job = server.client().GetJob(job_id);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << server.Log();
+  ASSERT_EQ(job.history_size(), 3) << "history intact: every epoch once";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(job.history(i).epoch(), i + 1);
 }
 
 }  // namespace

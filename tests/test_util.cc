@@ -83,14 +83,14 @@ TensorBatchSource::TensorBatchSource(Batch all, int64_t batch_size, bool shuffle
 
 int64_t TensorBatchSource::batches_per_epoch() const { return all_.size() / batch_size_; }
 
-void TensorBatchSource::StartEpoch(uint64_t epoch_seed) {
+void TensorBatchSource::StartEpoch(uint64_t epoch_seed, int64_t first_batch) {
   if (shuffle_) {
     torch::Generator generator = at::detail::createCPUGenerator(epoch_seed);
     order_ = torch::randperm(all_.size(), generator);
   } else {
     order_ = torch::arange(all_.size());
   }
-  next_ = 0;
+  next_ = first_batch;
 }
 
 std::optional<Batch> TensorBatchSource::Next() {

@@ -41,7 +41,8 @@ class TensorBatchSource final : public BatchSource {
   TensorBatchSource(Batch all, int64_t batch_size, bool shuffle);
   int64_t num_samples() const override { return all_.size(); }
   int64_t batches_per_epoch() const override;
-  void StartEpoch(uint64_t epoch_seed) override;
+  using BatchSource::StartEpoch;
+  void StartEpoch(uint64_t epoch_seed, int64_t first_batch) override;
   std::optional<Batch> Next() override;
 
  private:

@@ -1,6 +1,7 @@
 #include "core/data/synthetic.h"
 #include "core/data/training_data.h"
 #include "core/model/state_dict.h"
+#include "core/train/checkpoint.h"
 #include "core/train/lr_finder.h"
 #include "core/train/trainer.h"
 #include "tests/test_util.h"
@@ -9,9 +10,12 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 
 namespace facet {
 namespace {
+
+namespace fs = std::filesystem;
 
 // One synthetic set for the whole suite: writing it is the slow part of set-up.
 class TrainerTest : public ::testing::Test {
@@ -171,6 +175,59 @@ TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
   ASSERT_EQ(resumed.history.size(), 3u);
   EXPECT_DOUBLE_EQ(resumed.history[0].validation.loss, straight_history[0].validation.loss) << "history survives";
   EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6);
+  for (const auto& [k, v] : StateDict(*trainer.model())) {
+    EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
+  }
+}
+
+TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 1;
+  config.unfrozen.epochs = 2;
+
+  testing::TempDir straight_dir, resumed_dir;
+  TensorMap straight;
+  std::vector<EpochMetrics> straight_history;
+  {
+    config.checkpoint_dir = straight_dir.path();
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    straight_history = trainer.Run().history;
+    straight = StateDict(*trainer.model());
+  }
+  config.checkpoint_dir = resumed_dir.path();
+  int64_t steps_per_epoch = 0;
+  {  // A shutdown arrives after step 2 of epoch 3 (unfrozen, dropout active).
+    TrainingData data = OpenTrainingData(config);
+    steps_per_epoch = data.train->batches_per_epoch();
+    ASSERT_GT(steps_per_epoch, 3);
+    Trainer trainer(config, *data.train, *data.validation);
+    bool shutdown = false;
+    TrainerCallbacks callbacks;
+    callbacks.on_step = [&](const StepProgress& p) { shutdown = p.epoch == 3 && p.step == 2; };
+    callbacks.should_suspend = [&] { return shutdown; };
+    const TrainResult suspended = trainer.Run(callbacks);
+    ASSERT_TRUE(suspended.suspended);
+    ASSERT_FALSE(suspended.cancelled);
+    ASSERT_EQ(suspended.history.size(), 2u);
+  }
+  const auto checkpoints = ListCheckpoints(resumed_dir.path());
+  ASSERT_FALSE(checkpoints.empty());
+  EXPECT_EQ(fs::path(checkpoints[0]).filename(), "epoch-0002.step-000002.ckpt");
+
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  int64_t first_step_seen = 0;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepProgress& p) {
+    if (first_step_seen == 0) first_step_seen = p.global_step;
+  };
+  const TrainResult resumed = trainer.Run(callbacks);
+  EXPECT_EQ(first_step_seen, 2 * steps_per_epoch + 3) << "the resumed run continues at step 3 of epoch 3";
+  ASSERT_EQ(resumed.history.size(), 3u);
+  EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6) << "the epoch's sums survive";
+  EXPECT_NEAR(resumed.history[2].validation.loss, straight_history[2].validation.loss, 1e-6);
   for (const auto& [k, v] : StateDict(*trainer.model())) {
     EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
   }

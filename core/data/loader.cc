@@ -35,7 +35,7 @@ int64_t UtkFaceLoader::batches_per_epoch() const {
   return options_.drop_last ? n / options_.batch_size : (n + options_.batch_size - 1) / options_.batch_size;
 }
 
-void UtkFaceLoader::StartEpoch(uint64_t epoch_seed) {
+void UtkFaceLoader::StartEpoch(uint64_t epoch_seed, int64_t first_batch) {
   std::vector<size_t> order(samples_.size());
   std::iota(order.begin(), order.end(), 0);
   if (options_.shuffle) std::shuffle(order.begin(), order.end(), std::mt19937_64(epoch_seed));
@@ -44,8 +44,8 @@ void UtkFaceLoader::StartEpoch(uint64_t epoch_seed) {
     ++epoch_generation_;  // batches of an abandoned epoch still being built are discarded on arrival
     epoch_seed_ = epoch_seed;
     order_ = std::move(order);
-    next_to_claim_ = next_to_return_ = 0;
     num_batches_ = batches_per_epoch();
+    next_to_claim_ = next_to_return_ = std::clamp<int64_t>(first_batch, 0, num_batches_);
     ready_.clear();
   }
   changed_.notify_all();

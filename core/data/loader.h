@@ -40,7 +40,8 @@ class UtkFaceLoader final : public BatchSource {
 
   int64_t num_samples() const override { return static_cast<int64_t>(samples_.size()); }
   int64_t batches_per_epoch() const override;
-  void StartEpoch(uint64_t epoch_seed) override;
+  using BatchSource::StartEpoch;
+  void StartEpoch(uint64_t epoch_seed, int64_t first_batch) override;
   std::optional<Batch> Next() override;
 
   int64_t undecodable_images() const { return undecodable_.load(); }

@@ -21,9 +21,10 @@ class BatchSource {
   virtual ~BatchSource() = default;
   virtual int64_t num_samples() const = 0;
   virtual int64_t batches_per_epoch() const = 0;
-  // Begins an epoch; the order and augmentation of an epoch depend only on epoch_seed (so a resumed run sees
-  // the same data as an uninterrupted one).
-  virtual void StartEpoch(uint64_t epoch_seed) = 0;
+  // Begins an epoch at batch `first_batch` (0: its start); the order and augmentation of an epoch depend only on
+  // epoch_seed (so a run resumed mid-epoch sees the same batches as an uninterrupted one).
+  virtual void StartEpoch(uint64_t epoch_seed, int64_t first_batch) = 0;
+  void StartEpoch(uint64_t epoch_seed) { StartEpoch(epoch_seed, 0); }
   // The next batch of this epoch, or nullopt at its end.
   virtual std::optional<Batch> Next() = 0;
 };

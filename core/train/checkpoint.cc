@@ -13,7 +13,7 @@ namespace facet {
 namespace {
 
 constexpr int64_t kExportFormatVersion = 1;
-constexpr int64_t kCheckpointFormatVersion = 1;
+constexpr int64_t kCheckpointFormatVersion = 2;  // 2: checksum footer
 
 // History rows are stored as a (epochs x fields) double tensor; this is the one place that lists the fields.
 template <typename Visit>
@@ -99,17 +99,26 @@ void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossI
   root.write("format_version", torch::tensor(kCheckpointFormatVersion));
   root.write("epochs_completed", torch::tensor(static_cast<int64_t>(state.epochs_completed)));
   root.write("history", HistoryToTensor(state.history));
+  // Mid-epoch progress: [steps, loss_sum, task_loss_sums..., images, seconds]; all zeros at an epoch's end.
+  const PartialEpoch partial = state.partial.value_or(PartialEpoch{});
+  root.write("partial_epoch", torch::tensor({static_cast<double>(partial.steps), partial.loss_sum,
+                                             partial.task_loss_sums[0], partial.task_loss_sums[1],
+                                             partial.task_loss_sums[2], static_cast<double>(partial.images),
+                                             partial.seconds},
+                                            torch::kDouble));
+  root.write("rng_state", partial.rng_state.defined() ? partial.rng_state : torch::empty({0}, torch::kUInt8));
   std::ostringstream bytes;
   root.save_to(bytes);
-  WriteFileAtomically(path, bytes.str());
+  WriteChecksummedFile(path, bytes.str());
 }
 
 CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
                                torch::optim::Optimizer& optimizer) {
   try {
     torch::serialize::InputArchive root, model_archive, loss_archive, optimizer_archive;
-    root.load_from(path);
-    torch::Tensor version, epochs, history;
+    std::istringstream bytes(ReadChecksummedFile(path));  // throws on a torn or corrupt file before parsing it
+    root.load_from(bytes);
+    torch::Tensor version, epochs, history, partial, rng_state;
     root.read("format_version", version);
     if (version.item<int64_t>() != kCheckpointFormatVersion) {
       throw std::runtime_error("unsupported checkpoint format " + std::to_string(version.item<int64_t>()));
@@ -119,10 +128,19 @@ CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, Mul
     root.read("optimizer", optimizer_archive);
     root.read("epochs_completed", epochs);
     root.read("history", history);
+    root.read("partial_epoch", partial);
+    root.read("rng_state", rng_state);
+    if (partial.numel() != 7) throw std::runtime_error("partial_epoch has the wrong shape");
     model->load(model_archive);
     loss.load(loss_archive);
     optimizer.load(optimizer_archive);
-    return CheckpointState{static_cast<int>(epochs.item<int64_t>()), HistoryFromTensor(history)};
+    CheckpointState state{static_cast<int>(epochs.item<int64_t>()), HistoryFromTensor(history), std::nullopt};
+    const auto p = partial.accessor<double, 1>();
+    if (p[0] > 0) {
+      state.partial = PartialEpoch{static_cast<int64_t>(p[0]), p[1], {p[2], p[3], p[4]},
+                                   static_cast<int64_t>(p[5]), p[6], rng_state};
+    }
+    return state;
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot load checkpoint '" + path + "': " + e.what_without_backtrace());
   } catch (const std::runtime_error& e) {
@@ -136,6 +154,12 @@ std::string CheckpointPath(const std::string& folder, int epoch) {
   return (std::filesystem::path(folder) / name).string();
 }
 
+std::string MidEpochCheckpointPath(const std::string& folder, int epochs_completed, int64_t steps) {
+  char name[48];
+  std::snprintf(name, sizeof(name), "epoch-%04d.step-%06lld.ckpt", epochs_completed, static_cast<long long>(steps));
+  return (std::filesystem::path(folder) / name).string();
+}
+
 std::vector<std::string> ListCheckpoints(const std::string& folder) {
   std::vector<std::string> paths;
   std::error_code ec;
@@ -143,7 +167,8 @@ std::vector<std::string> ListCheckpoints(const std::string& folder) {
     const auto name = entry.path().filename().string();
     if (name.rfind("epoch-", 0) == 0 && entry.path().extension() == ".ckpt") paths.push_back(entry.path().string());
   }
-  std::sort(paths.rbegin(), paths.rend());  // zero-padded epochs: lexical order is numeric order
+  // Zero-padded numbers: lexical order is numeric order, and "epoch-0007.step-..." sorts after "epoch-0007.ckpt".
+  std::sort(paths.rbegin(), paths.rend());
   return paths;
 }
 

@@ -19,6 +19,7 @@ namespace facet {
 struct CheckpointState {
   int epochs_completed = 0;
   std::vector<EpochMetrics> history;
+  std::optional<PartialEpoch> partial;  // set when written mid-epoch: progress into epoch epochs_completed + 1
 };
 
 // Model, loss parameters, optimizer state and progress, written atomically to `path`.
@@ -30,9 +31,11 @@ void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossI
 CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
                                torch::optim::Optimizer& optimizer);
 
-// `epoch-0007.ckpt` style names inside a folder: newest first.
+// `epoch-0007.ckpt` (after epoch 7) and `epoch-0007.step-000120.ckpt` (120 steps into epoch 8) style names inside
+// a folder: newest first.
 std::vector<std::string> ListCheckpoints(const std::string& folder);
 std::string CheckpointPath(const std::string& folder, int epoch);
+std::string MidEpochCheckpointPath(const std::string& folder, int epochs_completed, int64_t steps);
 
 // An exported model: a plain dict of tensors that Python's torch.load reads. Keys are the model's state dict
 // (`encoder.conv1.weight`, `age_head.4.weight`, ...) plus `log_vars` and metadata as int64 scalars:

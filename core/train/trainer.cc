@@ -108,6 +108,7 @@ TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
         epochs_completed = state.epochs_completed;
         result.history = std::move(state.history);
         result.resumed_from_epoch = epochs_completed;
+        resume_partial_ = std::move(state.partial);
         break;
       } catch (const std::runtime_error&) {
         continue;  // torn or corrupt: fall back to the previous checkpoint
@@ -116,13 +117,14 @@ TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   }
 
   const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
-  stopped_ = false;
+  stopped_ = suspended_ = false;
   for (int epoch = epochs_completed + 1; epoch <= total_epochs && !stopped_; ++epoch) {
     const Stage stage = epoch <= config_.frozen.epochs ? Stage::kFrozen : Stage::kUnfrozen;
     const int epoch_in_stage = stage == Stage::kFrozen ? epoch - 1 : epoch - 1 - config_.frozen.epochs;
     RunEpoch(stage, epoch, epoch_in_stage, callbacks, result);
   }
-  result.cancelled = stopped_;
+  result.cancelled = stopped_ && !suspended_;
+  result.suspended = suspended_;
   for (const auto& m : result.history) {
     if (result.best_epoch == 0 ||
         ValidationScore(m) < ValidationScore(result.history[result.best_epoch - 1])) {
@@ -141,18 +143,35 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
 
   // Everything random in an epoch (dropout, data order, augmentation) derives from (seed, epoch), so resuming
-  // after epoch k replays epoch k+1 exactly.
-  torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)));
-  train_.StartEpoch(MixSeed(config_.seed ^ 0x5EED, static_cast<uint64_t>(epoch)));
+  // after epoch k replays epoch k+1 exactly. A mid-epoch checkpoint restores the generator and the data position.
+  const uint64_t data_seed = MixSeed(config_.seed ^ 0x5EED, static_cast<uint64_t>(epoch));
+  PartialEpoch partial;
+  if (resume_partial_) {
+    partial = std::move(*resume_partial_);
+    resume_partial_.reset();
+    at::detail::getDefaultCPUGenerator().set_state(partial.rng_state);
+  } else {
+    torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)));
+  }
+  train_.StartEpoch(data_seed, partial.steps);
   model_->train();
 
   const auto start = Clock::now();
-  double loss_sum = 0.0;
-  torch::Tensor task_loss_sum = torch::zeros({kNumTasks}, torch::kDouble);
-  int64_t step = 0, images = 0;
+  double loss_sum = partial.loss_sum;
+  torch::Tensor task_loss_sum = torch::tensor({partial.task_loss_sums[0], partial.task_loss_sums[1],
+                                               partial.task_loss_sums[2]}, torch::kDouble);
+  int64_t step = partial.steps, images = partial.images;
+  auto train_seconds_so_far = [&] { return partial.seconds + Seconds(start); };
   while (auto batch = train_.Next()) {
     if (StopRequested(callbacks)) {
       stopped_ = true;
+      return;
+    }
+    if (callbacks.should_suspend && callbacks.should_suspend()) {
+      const auto sums = ToArray(task_loss_sum);
+      Suspend(epoch, PartialEpoch{step, loss_sum, sums, images, train_seconds_so_far(),
+                                  at::detail::getDefaultCPUGenerator().get_state()},
+              result);
       return;
     }
     const int64_t stage_step = epoch_in_stage * steps_per_epoch + step;
@@ -197,12 +216,12 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
       p.global_step = static_cast<int64_t>(epoch - 1) * steps_per_epoch + step;
       p.total_steps = static_cast<int64_t>(total_epochs) * steps_per_epoch;
       p.loss = loss_value;
-      p.images_per_s = images / std::max(Seconds(start), 1e-9);
+      p.images_per_s = images / std::max(train_seconds_so_far(), 1e-9);
       p.head_lr = group_max_lrs_[2] * lr_factor;
       callbacks.on_step(p);
     }
   }
-  const double train_seconds = Seconds(start);
+  const double train_seconds = train_seconds_so_far();
 
   EpochMetrics m;
   m.stage = stage;
@@ -213,7 +232,7 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   m.effective_weights = ToArray(loss_->EffectiveWeights());
   m.images_per_s = images / std::max(train_seconds, 1e-9);
   m.validation = Evaluate(model_, *loss_, validation_, device_);
-  m.seconds = Seconds(start);
+  m.seconds = train_seconds_so_far();
   result.history.push_back(m);
 
   if (!config_.checkpoint_dir.empty()) {
@@ -222,6 +241,14 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     PruneCheckpoints(config_.checkpoint_dir);
   }
   if (callbacks.on_epoch) callbacks.on_epoch(m);
+}
+
+void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result) {
+  stopped_ = suspended_ = true;
+  if (config_.checkpoint_dir.empty() || partial.steps == 0) return;  // nothing new since the epoch checkpoint
+  SaveCheckpoint(MidEpochCheckpointPath(config_.checkpoint_dir, epoch - 1, partial.steps), model_, *loss_,
+                 *optimizer_, CheckpointState{epoch - 1, result.history, partial});
+  PruneCheckpoints(config_.checkpoint_dir);
 }
 
 void Trainer::ExportModel(const std::string& path) const {

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,10 +54,21 @@ struct EpochMetrics {
 // every loss weighting (the uncertainty-weighted total moves with the learned weights).
 double ValidationScore(const EpochMetrics& m);
 
+// Where a suspended epoch stopped, and what it had accumulated: enough to finish it as if never interrupted.
+struct PartialEpoch {
+  int64_t steps = 0;  // batches done
+  double loss_sum = 0.0;
+  std::array<double, kNumTasks> task_loss_sums{};
+  int64_t images = 0;
+  double seconds = 0.0;  // training time spent on it so far
+  at::Tensor rng_state;  // LibTorch's CPU generator after those steps (dropout draws from it)
+};
+
 struct TrainResult {
   std::vector<EpochMetrics> history;  // every epoch so far, resumed ones included
   int best_epoch = 0;                 // lowest ValidationScore (0: none yet)
   bool cancelled = false;
+  bool suspended = false;             // stopped by should_suspend, after writing a mid-epoch checkpoint
   int resumed_from_epoch = 0;         // 0 when the run started fresh
 };
 
@@ -65,6 +77,9 @@ struct TrainerCallbacks {
   std::function<void(const EpochMetrics&)> on_epoch;
   // Polled between steps; returning true stops the run at once (the last epoch checkpoint stays valid).
   std::function<bool()> should_stop;
+  // Polled between steps; returning true writes a checkpoint of this very step, then stops: the next Run resumes
+  // there exactly (a server shutting down mid-epoch loses no work). Without a checkpoint_dir it stops only.
+  std::function<bool()> should_suspend;
 };
 
 // Raised when a batch's loss is NaN or infinite, before the optimizer can spread it into the weights.
@@ -96,6 +111,7 @@ class Trainer {
   void ConfigureStage(Stage stage);
   void RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks, TrainResult& result);
   bool StopRequested(const TrainerCallbacks& callbacks) const;
+  void Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result);
 
   TrainingConfig config_;
   BatchSource& train_;
@@ -106,6 +122,8 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
   bool stopped_ = false;
+  bool suspended_ = false;
+  std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs
 };
 
 }  // namespace facet

@@ -1,0 +1,435 @@
+// Security and fault tests of the real facet-server: tokens and roles on every RPC, TLS and mutual TLS, path
+// confinement, model digests, a full disk during training, graceful shutdown under Predict load.
+#include "core/data/synthetic.h"
+#include "core/data/utkface_dataset.h"
+#include "core/loss/multitask_loss.h"
+#include "core/train/checkpoint.h"
+#include "server/auth.h"
+#include "server/server.h"
+#include "tests/server_process.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+namespace facet {
+namespace {
+
+namespace fs = std::filesystem;
+using client::ConnectionOptions;
+using client::FacetClient;
+using client::RpcError;
+using testing::ServerProcess;
+using testing::ServerProcessOptions;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+grpc::StatusCode CodeOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const RpcError& e) {
+    return e.code();
+  }
+  return grpc::StatusCode::OK;
+}
+
+std::string MessageOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// `facetctl token create`: the token and the token-file line, as a user would make them.
+std::pair<std::string, std::string> CreateToken(const std::string& role, const std::string& name) {
+  std::string output;
+  const int rc = testing::RunCommand(std::string(FACETCTL_BINARY) + " token create --role " + role + " --name " + name,
+                                     &output);
+  std::smatch m;
+  if (rc != 0 || !std::regex_search(output, m, std::regex("token: (\\S+)\\ntoken file line: ([^\\n]+)"))) {
+    throw std::runtime_error("facetctl token create failed: " + output);
+  }
+  return {m[1], m[2]};
+}
+
+// A small exported model in the data root, ready for RegisterModel (no training needed).
+void WriteModel(const std::string& path, uint64_t seed) {
+  torch::manual_seed(seed);
+  MultiTaskNet model(ResNetOptions{Arch::kResNet18, 8});
+  auto loss = MakeMultiTaskLoss({});
+  ExportModel(path, model, *loss, 32);
+}
+
+// One server with authentication on; tokens made by facetctl.
+class AuthTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new testing::TempDir();
+    std::ofstream tokens(*root_ / "tokens");
+    tokens << "# role sha256 name\n";
+    for (const char* role : {"admin", "predict", "read"}) {
+      auto [token, line] = CreateToken(role, std::string(role) + "-user");
+      (*tokens_)[role] = token;
+      tokens << line << "\n";
+    }
+    tokens.close();
+    fs::create_directories(*root_ / "data");
+    server_ = new ServerProcess(*root_ / "data", *root_ / "state", {"--auth-tokens=" + (*root_ / "tokens")});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete root_;
+  }
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "---- server log ----\n%s\n", server_->Log().c_str());
+  }
+  static FacetClient ClientWithToken(const std::string& token) {
+    ConnectionOptions o = server_->connection();
+    o.token = token;
+    return FacetClient(o);
+  }
+
+  static testing::TempDir* root_;
+  static ServerProcess* server_;
+  static std::map<std::string, std::string>* tokens_;
+};
+testing::TempDir* AuthTest::root_ = nullptr;
+ServerProcess* AuthTest::server_ = nullptr;
+std::map<std::string, std::string>* AuthTest::tokens_ = new std::map<std::string, std::string>();
+
+TEST_F(AuthTest, EveryRpcChecksTheTokenAndItsRole) {
+  // Each call is made so that, once authorized, it fails for an ordinary reason (unknown id, invalid config, no
+  // model): the matrix never changes the server's state.
+  const std::map<std::string, std::pair<std::string, std::function<void(FacetClient&)>>> rpcs = {
+      {"StartTraining", {"admin", [](FacetClient& c) { c.StartTraining(v1::TrainingConfig()); }}},
+      {"GetJob", {"read", [](FacetClient& c) { c.GetJob("job-none"); }}},
+      {"ListJobs", {"read", [](FacetClient& c) { c.ListJobs(v1::JOB_STATE_UNSPECIFIED, 5, ""); }}},
+      {"WatchJob", {"read", [](FacetClient& c) { c.WatchJob("job-none", [](const v1::JobEvent&) {}); }}},
+      {"CancelJob", {"admin", [](FacetClient& c) { c.CancelJob("job-none"); }}},
+      {"ListModels", {"read", [](FacetClient& c) { c.ListModels(); }}},
+      {"GetModel", {"read", [](FacetClient& c) { c.GetModel("model-none"); }}},
+      {"ActivateModel", {"admin", [](FacetClient& c) { c.ActivateModel("model-none"); }}},
+      {"RegisterModel", {"admin", [](FacetClient& c) { c.RegisterModel("missing.pt"); }}},
+      {"Predict", {"predict", [](FacetClient& c) {
+                     v1::PredictRequest r;
+                     r.add_images("x");
+                     c.Predict(r);
+                   }}},
+  };
+  for (const auto& [method, rule] : rpcs) {
+    const auto& [allowed_role, call] = rule;
+    SCOPED_TRACE(method);
+    FacetClient anonymous = ClientWithToken("");
+    EXPECT_EQ(CodeOf([&] { call(anonymous); }), grpc::StatusCode::UNAUTHENTICATED);
+    FacetClient forged = ClientWithToken("fct_" + std::string(64, '0'));
+    EXPECT_EQ(CodeOf([&] { call(forged); }), grpc::StatusCode::UNAUTHENTICATED);
+    for (const auto& [role, token] : *tokens_) {
+      FacetClient c = ClientWithToken(token);
+      const grpc::StatusCode code = CodeOf([&] { call(c); });
+      if (role == "admin" || role == allowed_role) {
+        EXPECT_NE(code, grpc::StatusCode::UNAUTHENTICATED) << role;
+        EXPECT_NE(code, grpc::StatusCode::PERMISSION_DENIED) << role;
+      } else {
+        EXPECT_EQ(code, grpc::StatusCode::PERMISSION_DENIED) << role;
+      }
+    }
+  }
+  const std::string denied = MessageOf([&] { ClientWithToken(tokens_->at("read")).CancelJob("job-none"); });
+  EXPECT_NE(denied.find("'read-user' has role read; this call needs admin"), std::string::npos) << denied;
+}
+
+TEST_F(AuthTest, HealthAndMetricsStayOpen) {
+  EXPECT_EQ(ClientWithToken("").Health(""), "SERVING");
+  EXPECT_NE(testing::HttpGet(server_->metrics_address(), "/metrics").find("facet_"), std::string::npos);
+}
+
+TEST_F(AuthTest, FacetctlSendsTheTokenFromAFlagAFileOrTheEnvironment) {
+  const std::string base = std::string(FACETCTL_BINARY) + " --server " + server_->address() + " ";
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(base + "models", &out), 1) << out;
+  EXPECT_NE(out.find("UNAUTHENTICATED"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(base + "--token " + tokens_->at("read") + " models", &out), 0) << out;
+  std::ofstream(*root_ / "my-token") << tokens_->at("read") << "\n";
+  EXPECT_EQ(testing::RunCommand(base + "models --token-file " + (*root_ / "my-token"), &out), 0) << out;
+  EXPECT_EQ(testing::RunCommand("FACET_TOKEN=" + tokens_->at("predict") + " " + base + "models", &out), 1) << out;
+  EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << out;
+}
+
+TEST(TokenFile, MalformedLinesAreRefusedWithTheirLineNumber) {
+  testing::TempDir dir;
+  const std::string path = dir / "tokens";
+  auto error_for = [&](const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    return MessageOf([&] { server::TokenAuthenticator::FromFile(path); });
+  };
+  const std::string digest(64, 'a');
+  EXPECT_NE(error_for("# only a comment\n").find("holds no token"), std::string::npos);
+  EXPECT_NE(error_for("\nadmin " + digest + " ops\nroot " + digest + "\n").find("line 3: unknown role 'root'"),
+            std::string::npos);
+  EXPECT_NE(error_for("admin not-a-digest\n").find("line 1"), std::string::npos);
+  EXPECT_NE(error_for("admin " + digest + "\nread " + digest + "\n").find("line 2: duplicate token"),
+            std::string::npos);
+  EXPECT_NE(error_for("admin " + digest + " a b\n").find("unexpected 'b'"), std::string::npos);
+  EXPECT_EQ(error_for("admin " + digest + "  # trailing comment\n"), "");
+  EXPECT_NE(MessageOf([&] { server::TokenAuthenticator::FromFile(dir / "missing"); }).find("cannot read"),
+            std::string::npos);
+}
+
+TEST(ListenAddress, WithoutTokensOnlyLoopbackUnlessRemoteCallersAreAllowed) {
+  server::ServerOptions o;
+  auto effective = [&](const std::string& listen) {
+    o.listen_address = listen;
+    return server::EffectiveListenAddress(o);
+  };
+  EXPECT_EQ(effective("0.0.0.0:7070"), "127.0.0.1:7070");
+  EXPECT_EQ(effective("[::]:7070"), "[::1]:7070");
+  EXPECT_EQ(effective("10.1.2.3:0"), "127.0.0.1:0");
+  EXPECT_EQ(effective("localhost:7070"), "localhost:7070");
+  EXPECT_EQ(effective("127.0.0.1:7070"), "127.0.0.1:7070");
+  EXPECT_EQ(effective("unix:/run/facet.sock"), "unix:/run/facet.sock");
+  o.allow_unauthenticated_remote = true;
+  EXPECT_EQ(effective("0.0.0.0:7070"), "0.0.0.0:7070");
+  o.allow_unauthenticated_remote = false;
+  o.auth_token_file = "tokens";
+  EXPECT_EQ(effective("0.0.0.0:7070"), "0.0.0.0:7070");
+}
+
+// ------------------------------------------------------------------------------------------------------- TLS
+
+// A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with the openssl CLI.
+class Certificates {
+ public:
+  Certificates() {
+    const std::string script = dir_ / "make-certificates.sh";
+    std::ofstream(script) << R"SH(set -e
+cd "$(dirname "$0")"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=facet-test-ca -keyout ca.key -out ca.pem
+for who in server client; do
+  openssl req -newkey rsa:2048 -nodes -subj /CN=$who -keyout $who.key -out $who.csr
+done
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem
+)SH";
+    std::string output;
+    ok_ = testing::RunCommand("bash " + script, &output) == 0;
+    if (!ok_) error_ = output;
+  }
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  std::string operator/(const std::string& name) const { return dir_ / name; }
+
+ private:
+  testing::TempDir dir_;
+  bool ok_ = false;
+  std::string error_;
+};
+
+TEST(Tls, TheServerSpeaksOnlyTlsAndMutualTlsRequiresAClientCertificate) {
+  std::string ignored;
+  if (testing::RunCommand("command -v openssl", &ignored) != 0) {
+    GTEST_SKIP() << "the openssl CLI (Debian package openssl) is not installed: TLS test skipped";
+  }
+  Certificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make the test certificates:\n" << certs.error();
+  testing::TempDir root;
+  fs::create_directories(root / "data");
+
+  ServerProcessOptions tls;
+  tls.extra_flags = {"--tls-cert=" + (certs / "server.pem"), "--tls-key=" + (certs / "server.key")};
+  tls.connection.tls_ca_file = certs / "ca.pem";
+  {
+    ServerProcess server(root / "data", root / "state", tls);
+    EXPECT_EQ(server.client().ListModels().models_size(), 0);
+    ConnectionOptions plaintext;
+    plaintext.address = server.address();
+    plaintext.timeout = std::chrono::seconds(5);
+    EXPECT_EQ(CodeOf([&] { FacetClient(plaintext).ListModels(); }), grpc::StatusCode::UNAVAILABLE);
+    ConnectionOptions untrusted = plaintext;
+    untrusted.tls = true;  // the system's roots do not include the test CA
+    EXPECT_EQ(CodeOf([&] { FacetClient(untrusted).ListModels(); }), grpc::StatusCode::UNAVAILABLE);
+    std::string out;
+    EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --server " + server.address() + " --tls-ca " +
+                                      (certs / "ca.pem") + " health",
+                                  &out),
+              0)
+        << out;
+  }
+
+  ServerProcessOptions mutual = tls;
+  mutual.extra_flags.push_back("--tls-client-ca=" + (certs / "ca.pem"));
+  mutual.connection.tls_cert_file = certs / "client.pem";
+  mutual.connection.tls_key_file = certs / "client.key";
+  ServerProcess server(root / "data", root / "state2", mutual);
+  EXPECT_EQ(server.client().ListModels().models_size(), 0);
+  ConnectionOptions no_certificate = mutual.connection;
+  no_certificate.tls_cert_file.clear();
+  no_certificate.tls_key_file.clear();
+  no_certificate.timeout = std::chrono::seconds(5);
+  EXPECT_EQ(CodeOf([&] { FacetClient(no_certificate).ListModels(); }), grpc::StatusCode::UNAVAILABLE);
+}
+
+// ------------------------------------------------------------------------------- paths, models, faults
+
+class FaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = root_ / "data";
+    WriteSyntheticDataset(data_ + "/faces", {/*count=*/96, /*image_size=*/48});
+  }
+  void TearDown() override {
+    if (HasFailure() && server_) std::fprintf(stderr, "---- server log ----\n%s\n", server_->Log().c_str());
+  }
+  void Start(ServerProcessOptions options = {}) {
+    server_ = std::make_unique<ServerProcess>(data_, root_ / "state", std::move(options));
+  }
+  FacetClient& client() { return server_->client(); }
+  v1::PredictRequest OneFace() const {
+    v1::PredictRequest request;
+    request.add_images(ReadFile(ScanUtkFaceFolder(data_ + "/faces").samples.at(0).path));
+    return request;
+  }
+
+  testing::TempDir root_;
+  std::string data_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(FaultTest, PathsThatLeaveTheDataRootAreNeverRead) {
+  testing::TempDir outside;
+  WriteModel(outside / "model.pt", 1);
+  WriteSyntheticDataset(outside / "faces", {/*count=*/40, /*image_size=*/48});
+  fs::create_symlink(outside / "model.pt", data_ + "/link.pt");
+  fs::create_symlink(outside / "faces", data_ + "/linked-faces");
+  fs::create_symlink("..", data_ + "/up");
+  Start();
+  for (const std::string& path : {std::string("link.pt"), std::string("../model.pt"), outside / "model.pt",
+                                  std::string("up/data/link.pt"), std::string("faces/\0/x.pt", 12)}) {
+    SCOPED_TRACE(path);
+    const std::string message = MessageOf([&] { client().RegisterModel(path); });
+    EXPECT_NE(message.find("INVALID_ARGUMENT"), std::string::npos) << message;
+  }
+  v1::TrainingConfig c;
+  c.set_batch_size(16);
+  for (const std::string& dir : {std::string("linked-faces"), std::string("up"), std::string("faces\0..", 8)}) {
+    SCOPED_TRACE(dir);
+    c.set_data_dir(dir);
+    EXPECT_EQ(CodeOf([&] { client().StartTraining(c); }), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(client().ListModels().models_size(), 0);
+  EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "").jobs_size(), 0);
+}
+
+TEST_F(FaultTest, AModelFileThatNoLongerMatchesItsDigestIsRefusedAndTheServingModelStays) {
+  WriteModel(data_ + "/a.pt", 1);
+  WriteModel(data_ + "/b.pt", 2);
+  Start();
+  const v1::Model a = client().RegisterModel("a.pt");
+  const v1::Model b = client().RegisterModel("b.pt");
+  EXPECT_EQ(a.sha256().size(), 64u);
+  EXPECT_EQ(client().GetModel(b.id()).sha256(), b.sha256());
+  client().ActivateModel(a.id());
+
+  // Corrupt B inside the server's state (a bad disk, or someone replacing the file).
+  const std::string b_path = fs::path(root_.path()) / "state" / "models" / (b.id() + ".pt");
+  std::string bytes = ReadFile(b_path);
+  ASSERT_FALSE(bytes.empty());
+  bytes[bytes.size() / 2] ^= 0x01;
+  std::ofstream(b_path, std::ios::binary | std::ios::trunc) << bytes;
+  const std::string message = MessageOf([&] { client().ActivateModel(b.id()); });
+  EXPECT_NE(message.find("FAILED_PRECONDITION"), std::string::npos) << message;
+  EXPECT_NE(message.find("SHA-256"), std::string::npos) << message;
+  EXPECT_EQ(client().Predict(OneFace()).model_id(), a.id());
+}
+
+TEST_F(FaultTest, AFullDiskWhileCheckpointingFailsTheJobCleanlyAndTheServerKeepsServing) {
+  WriteModel(data_ + "/a.pt", 1);
+  ServerProcessOptions options;
+  options.file_size_limit_bytes = 2 << 20;  // above the tiny model export, below its checkpoint (+ Adam state)
+  Start(options);
+  client().ActivateModel(client().RegisterModel("a.pt").id());
+  v1::TrainingConfig c;
+  c.set_data_dir("faces");
+  c.set_arch("resnet18");
+  c.set_base_width(8);
+  c.set_image_size(32);
+  c.set_batch_size(16);
+  c.mutable_frozen()->set_epochs(1);
+  c.mutable_unfrozen()->set_epochs(1);
+  const v1::Job submitted = client().StartTraining(c);
+  client().WatchJob(submitted.id(), [](const v1::JobEvent&) {});
+  const v1::Job job = client().GetJob(submitted.id());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(job.error().find("File too large"), std::string::npos) << job.error();
+  EXPECT_TRUE(job.model_id().empty());
+  const fs::path checkpoints = fs::path(root_.path()) / "state" / "jobs" / job.id() / "checkpoints";
+  if (fs::exists(checkpoints)) {
+    for (const auto& entry : fs::directory_iterator(checkpoints)) ADD_FAILURE() << "left behind: " << entry.path();
+  }
+  EXPECT_EQ(client().Health(""), "SERVING");
+  EXPECT_EQ(client().Predict(OneFace()).results(0).error_code(), 0);
+}
+
+TEST_F(FaultTest, SigtermLetsAcceptedPredictsFinishAndExitsZero) {
+  WriteModel(data_ + "/a.pt", 1);
+  ServerProcessOptions options;
+  // Long batching delay: requests sit in the batcher, so SIGTERM arrives while many are in flight.
+  options.extra_flags = {"--max-queue-delay-us=200000", "--max-batch-size=64", "--shutdown-grace-ms=10000"};
+  Start(options);
+  client().ActivateModel(client().RegisterModel("a.pt").id());
+  const v1::PredictRequest request = OneFace();
+
+  using Clock = std::chrono::steady_clock;
+  std::atomic<bool> stop{false};
+  std::atomic<Clock::rep> sigterm_at{Clock::time_point::max().time_since_epoch().count()};
+  std::atomic<int> ok{0}, refused{0}, in_flight_failures{0}, ok_started_before_sigterm{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      ConnectionOptions o = server_->connection();
+      o.timeout = std::chrono::seconds(20);
+      FacetClient c(o);
+      while (!stop) {
+        const auto started = Clock::now();
+        const grpc::StatusCode code = CodeOf([&] { c.Predict(request); });
+        // A call that began well before SIGTERM reached the server and was accepted: it must succeed.
+        const bool accepted = started.time_since_epoch().count() + std::chrono::nanoseconds(50'000'000).count() <
+                              sigterm_at.load();
+        if (code == grpc::StatusCode::OK) {
+          ++ok;
+          if (accepted) ++ok_started_before_sigterm;
+        } else if (accepted) {
+          ++in_flight_failures;
+        } else {
+          ++refused;
+          if (code != grpc::StatusCode::UNAVAILABLE) ++in_flight_failures;
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  sigterm_at = Clock::now().time_since_epoch().count();
+  const int exit_code = server_->Terminate();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(exit_code, 0);
+  EXPECT_EQ(in_flight_failures.load(), 0) << "accepted requests that failed";
+  EXPECT_GT(ok_started_before_sigterm.load(), 8);
+  EXPECT_GT(refused.load(), 0) << "no request arrived after shutdown began";
+  EXPECT_NE(server_->Log().find("stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace facet
