@@ -10,7 +10,7 @@ ARG DEBIAN_SLIM_IMAGE=debian:bookworm-slim
 # Libraries both flavours run with (Debian bookworm), without LibTorch.
 ARG RUNTIME_PACKAGES="libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-objdetect406 \
   opencv-data libgrpc++1.51 libprotobuf32 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 \
-  libprometheus-cpp-pull1.0 libsqlite3-0 libopenblas0-serial ca-certificates"
+  libprometheus-cpp-pull1.0 libsqlite3-0 libssl3 libopenblas0-serial ca-certificates"
 
 # ---------------------------------------------------------------------------------------------- CPU build
 FROM ${DEBIAN_IMAGE} AS build-cpu

@@ -149,7 +149,8 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   if (resume_partial_) {
     partial = std::move(*resume_partial_);
     resume_partial_.reset();
-    at::detail::getDefaultCPUGenerator().set_state(partial.rng_state);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the process-wide generator
+    generator.set_state(partial.rng_state);
   } else {
     torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)));
   }
