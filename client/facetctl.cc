@@ -62,8 +62,9 @@ FlagSet CommandFlags(const std::string& usage) {
   f.String("token-file", "", "file whose first line is the API token", "FACET_TOKEN_FILE");
   f.Bool("tls", false, "connect over TLS, trusting the system's CA roots unless --tls-ca", "FACET_TLS");
   f.String("tls-ca", "", "PEM CA that signed the server's certificate (implies --tls)", "FACET_TLS_CA");
-  f.String("tls-cert", "", "PEM client certificate, for servers that require mutual TLS", "FACET_TLS_CERT");
-  f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_TLS_KEY");
+  // Not FACET_TLS_CERT/KEY: those configure the server, and both programs may share one environment.
+  f.String("tls-cert", "", "PEM client certificate, for servers that require mutual TLS", "FACET_CLIENT_CERT");
+  f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_CLIENT_KEY");
   f.String("tls-server-name", "", "name to check the server's certificate against (default: the host)",
            "FACET_TLS_SERVER_NAME");
   return f;

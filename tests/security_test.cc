@@ -330,6 +330,39 @@ TEST_F(FaultTest, PathsThatLeaveTheDataRootAreNeverRead) {
   EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "").jobs_size(), 0);
 }
 
+TEST_F(FaultTest, InputLimitsAnswerWithTheRightStatusAndTheServerCarriesOn) {
+  WriteModel(data_ + "/a.pt", 1);
+  ServerProcessOptions options;
+  options.extra_flags = {"--max-message-bytes=1000000", "--max-images-per-request=2", "--max-image-bytes=100000",
+                         "--max-image-pixels=1000000"};
+  Start(options);
+  client().ActivateModel(client().RegisterModel("a.pt").id());
+
+  v1::PredictRequest huge;
+  huge.add_images(std::string(2'000'000, 'x'));
+  EXPECT_EQ(CodeOf([&] { client().Predict(huge); }), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  v1::PredictRequest too_many = OneFace();
+  too_many.add_images(too_many.images(0));
+  too_many.add_images(too_many.images(0));
+  const std::string message = MessageOf([&] { client().Predict(too_many); });
+  EXPECT_NE(message.find("INVALID_ARGUMENT: images: at most 2 per request, got 3"), std::string::npos) << message;
+
+  v1::PredictRequest bad_images = OneFace();
+  bad_images.add_images(std::string(200'000, '\xff'));  // over --max-image-bytes
+  bad_images.add_images(ReadFile(std::string(FACET_SOURCE_DIR) + "/tests/fuzz/corpus/image/bomb.png"));
+  bad_images.mutable_images()->SwapElements(0, 2);
+  bad_images.mutable_images()->RemoveLast();  // [bomb, oversized]
+  const auto response = client().Predict(bad_images);
+  ASSERT_EQ(response.results_size(), 2);
+  for (const auto& result : response.results()) EXPECT_EQ(result.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(response.results(0).error_message().find("100000x100000"), std::string::npos)
+      << response.results(0).error_message();
+  EXPECT_NE(response.results(1).error_message().find("the limit is 100000"), std::string::npos)
+      << response.results(1).error_message();
+  EXPECT_EQ(client().Predict(OneFace()).results(0).error_code(), 0) << "the server carries on";
+}
+
 TEST_F(FaultTest, AModelFileThatNoLongerMatchesItsDigestIsRefusedAndTheServingModelStays) {
   WriteModel(data_ + "/a.pt", 1);
   WriteModel(data_ + "/b.pt", 2);

@@ -2,6 +2,7 @@
 // data root (in a temporary state folder). The first byte picks the RPC, the rest is its request message in
 // protobuf wire format. Refusals with a gRPC status other than INTERNAL are expected; INTERNAL (a request the
 // validation let through to fail later), any other exception, a crash or a sanitizer report is a bug.
+#include "core/data/image_io.h"
 #include "core/data/synthetic.h"
 #include "facet/v1/facet.pb.h"
 #include "server/data_root.h"
