@@ -49,7 +49,7 @@ fuzz: fuzz-build
 test-sanitize: configure-sanitize
 	@cmake --build $(SANITIZE_DIR)
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=$(ASAN_OPTIONS_TESTS) UBSAN_OPTIONS=print_stacktrace=1 \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j 1
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j $(CTEST_JOBS)
 
 # Concurrent Predict clients with real faces, training, model swaps and malformed requests (SOAK_SECONDS).
 SOAK_SECONDS ?= 300

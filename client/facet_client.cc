@@ -10,7 +10,9 @@
 namespace facet::client {
 namespace {
 
-std::string CodeName(grpc::StatusCode code) {
+}  // namespace
+
+std::string StatusCodeName(grpc::StatusCode code) {
   static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
                                        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
                                        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
@@ -18,6 +20,8 @@ std::string CodeName(grpc::StatusCode code) {
   const int i = static_cast<int>(code);
   return i >= 0 && i < 17 ? kNames[i] : "CODE_" + std::to_string(i);
 }
+
+namespace {
 
 std::string ReadPem(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -55,7 +59,7 @@ Response Check(const std::string& method, const grpc::Status& status, Response r
 }  // namespace
 
 RpcError::RpcError(const std::string& method, const grpc::Status& status)
-    : std::runtime_error(method + ": " + CodeName(status.error_code()) + ": " + status.error_message()),
+    : std::runtime_error(method + ": " + StatusCodeName(status.error_code()) + ": " + status.error_message()),
       code_(status.error_code()) {}
 
 FacetClient::FacetClient(const ConnectionOptions& options)

@@ -13,6 +13,9 @@
 
 namespace facet::client {
 
+// "OK", "INVALID_ARGUMENT", ... (gRPC's own names).
+std::string StatusCodeName(grpc::StatusCode code);
+
 // A failed call: the gRPC status and where it came from.
 class RpcError : public std::runtime_error {
  public:

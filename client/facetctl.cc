@@ -1,5 +1,6 @@
 // facetctl: the command-line client of facet-server. `facetctl --help` lists the commands.
 #include "client/facet_client.h"
+#include "client/load_generator.h"
 #include "core/data/synthetic.h"
 #include "core/util/sha256.h"
 #include "core/util/flag_set.h"
@@ -45,6 +46,8 @@ const char kUsage[] =
     "  health                       the server's health, per service\n"
     "  make-dataset --synthetic --out DIR [--count N] [--size N] [--seed N]\n"
     "                               write a synthetic UTKFace-format data set (no server needed)\n"
+    "  bench predict --images DIR [--concurrency 1,8,64,256] [--seconds 10] [--json]\n"
+    "                               closed-loop Predict load: images/s and latency percentiles per concurrency\n"
     "  token create --role ROLE [--name NAME]\n"
     "                               make a random API token and the line that enables it in a server's token file\n"
     "                               (roles: admin, predict, read; no server needed)\n"
@@ -461,6 +464,48 @@ int Health(FacetClient& client) {
   return code;
 }
 
+int BenchPredict(const facet::client::ConnectionOptions& connection, const FlagSet& f) {
+  if (f.GetString("images").empty()) throw std::invalid_argument("bench predict: --images DIR is required");
+  auto files = ImageFiles({f.GetString("images")});
+  files.resize(std::min<size_t>(files.size(), static_cast<size_t>(std::max(1L, f.GetInt("max-images")))));
+  std::vector<std::string> images;
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    images.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (images.empty()) throw std::invalid_argument("bench predict: no image files in " + f.GetString("images"));
+  const bool json = f.GetBool("json");
+  if (!json) {
+    std::printf("%11s %9s %10s %9s %9s %9s %9s  %s\n", "CONCURRENCY", "REQUESTS", "IMAGES/S", "P50_MS", "P90_MS",
+                "P99_MS", "MAX_MS", "ERRORS");
+  }
+  std::string concurrency_list = f.GetString("concurrency");
+  std::stringstream in(concurrency_list);
+  int failed = 0;
+  for (std::string item; std::getline(in, item, ',');) {
+    facet::client::LoadOptions options;
+    options.concurrency = std::stoi(item);
+    options.seconds = f.GetDouble("seconds");
+    options.warm_up_seconds = f.GetDouble("warm-up");
+    options.images_per_request = static_cast<int>(f.GetInt("images-per-request"));
+    const auto r = facet::client::RunPredictLoad(connection, images, options);
+    std::string errors;
+    for (const auto& [code, n] : r.errors) errors += (errors.empty() ? "" : ",") + code + "=" + std::to_string(n);
+    failed += !r.errors.empty();
+    if (json) {
+      std::printf("{\"concurrency\":%d,\"seconds\":%.1f,\"requests\":%lld,\"images\":%lld,\"images_per_s\":%.2f,"
+                  "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":\"%s\"}\n",
+                  r.concurrency, r.seconds, static_cast<long long>(r.requests), static_cast<long long>(r.images),
+                  r.images_per_s, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, errors.c_str());
+    } else {
+      std::printf("%11d %9lld %10.1f %9.2f %9.2f %9.2f %9.2f  %s\n", r.concurrency, static_cast<long long>(r.requests),
+                  r.images_per_s, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, errors.empty() ? "-" : errors.c_str());
+    }
+    std::fflush(stdout);
+  }
+  return failed ? kExitError : 0;
+}
+
 int MakeDataset(const FlagSet& f) {
   if (!f.GetBool("synthetic")) throw std::invalid_argument("make-dataset: only --synthetic is supported");
   if (f.GetString("out").empty()) throw std::invalid_argument("make-dataset: --out DIR is required");
@@ -486,6 +531,15 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     f.Bool("json", false, "one JSON object per image");
     f.Bool("detect-faces", false, "find faces in uncropped photos (one result per face)");
     f.Int("batch", 16, "images per request");
+  }
+  if (command == "bench") {
+    f.String("images", "", "folder of image files to send (round-robin)");
+    f.String("concurrency", "1,8,64,256", "concurrent callers, one measurement per value");
+    f.Double("seconds", 10, "measured time per concurrency");
+    f.Double("warm-up", 2, "seconds before measuring, per concurrency");
+    f.Int("images-per-request", 1, "images in each Predict");
+    f.Int("max-images", 512, "images read from --images");
+    f.Bool("json", false, "one JSON object per concurrency");
   }
   if (command == "token") {
     f.String("role", "", "admin (everything), predict (Predict only) or read (get, list, watch)");
@@ -529,6 +583,10 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
   }
   if (command == "train" && f.GetString("data").empty()) throw std::invalid_argument("train: --data DIR is required");
 
+  if (command == "bench") {
+    if (pos.size() != 1 || pos[0] != "predict") throw std::invalid_argument("bench: the benchmark is `predict`");
+    return BenchPredict(ConnectionFromFlags(f), f);
+  }
   FacetClient client(ConnectionFromFlags(f));
   if (command == "train") return Train(client, f);
   if (command == "jobs") return Jobs(client, f);

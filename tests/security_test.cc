@@ -127,7 +127,8 @@ TEST_F(AuthTest, EveryRpcChecksTheTokenAndItsRole) {
                    }}},
   };
   for (const auto& [method, rule] : rpcs) {
-    const auto& [allowed_role, call] = rule;
+    const std::string& allowed_role = rule.first;  // not a structured binding: lambdas capture it (C++17)
+    const auto& call = rule.second;
     SCOPED_TRACE(method);
     FacetClient anonymous = ClientWithToken("");
     EXPECT_EQ(CodeOf([&] { call(anonymous); }), grpc::StatusCode::UNAUTHENTICATED);
