@@ -17,7 +17,10 @@ SANITIZE_DIR ?= build-sanitize
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 20
 
-.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak
+# Benchmarks run on a Release build of their own.
+RELEASE_DIR ?= build-release
+
+.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench
 
 all: build
 
@@ -51,6 +54,12 @@ test-sanitize: configure-sanitize
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=$(ASAN_OPTIONS_TESTS) UBSAN_OPTIONS=print_stacktrace=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j $(CTEST_JOBS)
 
+# Speed beside the Python reference: prints a table, writes docs/benchmarks.md (+ .json, + a PNG plot).
+bench: deps
+	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	@cmake --build $(RELEASE_DIR) --target facet-bench facet-server facetctl
+	@/usr/bin/python3 tests/bench/run_bench.py --build $(RELEASE_DIR)
+
 # Concurrent Predict clients with real faces, training, model swaps and malformed requests (SOAK_SECONDS).
 SOAK_SECONDS ?= 300
 soak: build
@@ -60,4 +69,4 @@ demo: build
 	@bash deploy/demo.sh $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(SANITIZE_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) $(RELEASE_DIR)

@@ -207,6 +207,7 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
   f.Int("workers", 2, "decode/augment threads");
+  f.String("precision", "fp32", "fp32, or bf16: bfloat16 autocast in the training step (faster, less precise)");
   f.String("config", "", "a file of flag=value lines (same names as these flags); command-line flags win");
   f.Bool("watch", false, "follow the job until it ends");
 }
@@ -277,6 +278,7 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));
   if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));
+  if (f.IsSet("precision")) c.set_precision(f.GetString("precision"));
   return c;
 }
 

@@ -25,6 +25,8 @@ PACKAGES=(
   docker-compose
   # reference and parity checks run with Debian's python3 (never part of the product)
   python3 python3-torch python3-torchvision python3-opencv python3-numpy
+  # make bench: the latency/throughput plot
+  python3-matplotlib
 )
 
 missing=()

@@ -78,6 +78,7 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   if (in.has_seed()) c.seed = in.seed();
   c.pretrained_encoder = in.pretrained_encoder();
   if (in.has_loader_workers()) c.loader_workers = in.loader_workers();
+  if (in.has_precision()) c.precision = in.precision();
   return c;
 }
 
@@ -110,6 +111,7 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   out.set_seed(c.seed);
   out.set_pretrained_encoder(c.pretrained_encoder);
   out.set_loader_workers(c.loader_workers);
+  out.set_precision(c.precision);
   return out;
 }
 

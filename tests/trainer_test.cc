@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <filesystem>
 
 namespace facet {
@@ -251,6 +253,31 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
   config = TinyConfig();
   config.augment.flip_probability = 2;
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.precision = "fp16";
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+}
+
+TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 1;
+  config.unfrozen.epochs = 1;
+  std::map<std::string, std::vector<EpochMetrics>> histories;
+  for (const std::string precision : {"fp32", "bf16"}) {
+    config.precision = precision;
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    histories[precision] = trainer.Run().history;
+  }
+  const auto &fp32 = histories["fp32"], &bf16 = histories["bf16"];
+  ASSERT_EQ(bf16.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_TRUE(std::isfinite(bf16[e].train_loss));
+    // bfloat16 keeps 8 bits of mantissa: the same run, not the same digits.
+    EXPECT_NEAR(bf16[e].train_loss, fp32[e].train_loss, 0.05 * std::abs(fp32[e].train_loss)) << "epoch " << e + 1;
+    EXPECT_NE(bf16[e].train_loss, fp32[e].train_loss) << "autocast had no effect";
+  }
 }
 
 TEST_F(TrainerTest, PretrainedEncoderWithWrongKeysIsAClearError) {

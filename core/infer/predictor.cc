@@ -16,6 +16,7 @@ std::unique_ptr<Predictor> Predictor::FromExport(const std::string& model_path, 
   p->device_ = ResolveDevice(options.device);
   p->model_ = LoadExportedModel(model_path, p->device_, &p->info_);
   p->image_size_ = p->info_.image_size;
+  p->PrepareForServing();
   return p;
 }
 
@@ -27,6 +28,18 @@ Predictor::Predictor(MultiTaskNet model, int image_size, const PredictorOptions&
   LoadStateDict(*model_, StateDict(*model));
   model_->to(device_);
   model_->eval();
+  PrepareForServing();
+}
+
+void Predictor::PrepareForServing() {
+  ConfigureAllocator();
+  if (options_.fuse_cpu_encoder && FusedCpuEncoder::Supported(device_)) {
+    fused_encoder_ = std::make_unique<FusedCpuEncoder>(*model_->encoder());
+  }
+}
+
+TaskOutputs Predictor::Forward(const at::Tensor& batch) const {
+  return fused_encoder_ ? model_->Heads(fused_encoder_->forward(batch)) : model_->forward(batch);
 }
 
 Predictor::~Predictor() = default;
@@ -52,12 +65,12 @@ std::vector<Prediction> Predictor::PredictTensor(const at::Tensor& batch) const 
     const auto chunk = batch.slice(0, start, std::min(batch.size(0), start + options_.max_batch_size))
                            .to(device_, /*non_blocking=*/true);
     // The model is in eval mode and InferenceMode keeps autograd out, so concurrent forwards are safe.
-    auto result = model_->forward(chunk);
+    auto result = Forward(chunk);
     auto age = result.age;
     auto gender = torch::softmax(result.gender, 1);
     auto ethnicity = torch::softmax(result.ethnicity, 1);
     if (options_.flip_average) {
-      const auto flipped = model_->forward(chunk.flip({3}));
+      const auto flipped = Forward(chunk.flip({3}));
       age = (age + flipped.age) / 2;
       gender = (gender + torch::softmax(flipped.gender, 1)) / 2;
       ethnicity = (ethnicity + torch::softmax(flipped.ethnicity, 1)) / 2;

@@ -15,8 +15,9 @@ MultiTaskNetImpl::MultiTaskNetImpl(const ResNetOptions& options)
   ethnicity_head_ = register_module("ethnicity_head", MakeHead(channels, kNumEthnicities));
 }
 
-TaskOutputs MultiTaskNetImpl::forward(const torch::Tensor& images) {
-  const auto features = encoder_->forward(images);
+TaskOutputs MultiTaskNetImpl::forward(const torch::Tensor& images) { return Heads(encoder_->forward(images)); }
+
+TaskOutputs MultiTaskNetImpl::Heads(const torch::Tensor& features) {
   return {torch::sigmoid(age_head_->forward(features)).squeeze(1), gender_head_->forward(features),
           ethnicity_head_->forward(features)};
 }

@@ -23,6 +23,8 @@ class MultiTaskNetImpl : public torch::nn::Module {
   explicit MultiTaskNetImpl(const ResNetOptions& options);
 
   TaskOutputs forward(const torch::Tensor& images);
+  // The heads alone, on encoder features (N, C, h, w): forward(x) == Heads(encoder()->forward(x)).
+  TaskOutputs Heads(const torch::Tensor& features);
 
   ResNetEncoder& encoder() { return encoder_; }
   const ResNetOptions& options() const { return encoder_->options(); }

@@ -48,6 +48,7 @@ Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validat
     throw std::invalid_argument(std::string("device: ") + e.what());
   }
   ConfigureThreads(config_.threads);
+  ConfigureAllocator();
   if (train_.batches_per_epoch() < 1) {
     throw std::invalid_argument("batch_size: " + std::to_string(train_.num_samples()) +
                                 " training images make no full batch of " + std::to_string(config_.batch_size));
@@ -66,6 +67,12 @@ Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validat
   loss_ = MakeMultiTaskLoss(config_.loss);
   model_->to(device_);
   loss_->to(device_);
+  if (config_.channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+  }
 
   std::vector<torch::optim::OptimizerParamGroup> groups;
   for (auto& params : model_->LayerGroups()) {
@@ -185,11 +192,17 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
       options.betas({beta1, kBeta2});
     }
 
-    const auto images_on_device = batch->images.to(device_, /*non_blocking=*/true);
-    const auto outputs = model_->forward(images_on_device);
-    const auto task_losses = TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
-                                        batch->ethnicity.to(device_, true));
-    const auto loss = loss_->Combine(task_losses);
+    auto images_on_device = batch->images.to(device_, /*non_blocking=*/true);
+    if (config_.channels_last) images_on_device = images_on_device.contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor task_losses, loss;
+    {
+      BFloat16Autocast autocast(device_, config_.precision == "bf16");
+      const auto outputs = model_->forward(images_on_device);
+      task_losses = TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
+                               batch->ethnicity.to(device_, true))
+                        .to(torch::kFloat);
+      loss = loss_->Combine(task_losses);
+    }
     const double loss_value = loss.item<double>();
     ++step;
     if (!std::isfinite(loss_value)) {
@@ -200,7 +213,10 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
                                ", gender " + std::to_string(per_task[1]) + ", ethnicity " +
                                std::to_string(per_task[2]) + "); lower the learning rate");
     }
-    optimizer_->zero_grad();
+    // Drop the gradients rather than zeroing them: backward then writes fresh ones instead of adding to zeros.
+    for (auto& group : optimizer_->param_groups()) {
+      for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
+    }
     loss.backward();
     optimizer_->step();
 

@@ -70,6 +70,7 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   }
   if (c.threads < 0 || c.threads > 1024) Fail("threads", "must be in [0, 1024] (0 = all cores)");
   if (c.loader_workers < 0 || c.loader_workers > 64) Fail("loader_workers", "must be in [0, 64]");
+  if (c.precision != "fp32" && c.precision != "bf16") Fail("precision", "must be fp32 or bf16");
 }
 
 }  // namespace facet

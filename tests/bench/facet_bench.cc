@@ -76,6 +76,7 @@ int Train(const facet::FlagSet& f) {
   config.threads = static_cast<int>(f.GetInt("threads"));
   config.loader_workers = static_cast<int>(f.GetInt("workers"));
   config.device = f.GetString("device");
+  config.precision = f.GetString("precision");
   facet::TrainingData data = facet::OpenTrainingData(config);
   facet::Trainer trainer(config, *data.train, *data.validation);
   // Like the reference: images/s over the training loop minus its first 2 batches, data loading included.
@@ -92,9 +93,9 @@ int Train(const facet::FlagSet& f) {
     }
   };
   trainer.Run(callbacks);
-  std::printf("{\"bench\":\"train\",\"arch\":\"%s\",\"size\":%d,\"batch\":%d,\"images\":%lld,\"threads\":%d,"
-              "\"workers\":%d,\"steps\":%lld,\"images_per_s\":%.2f}\n",
-              config.arch.c_str(), config.image_size, config.batch_size,
+  std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
+              "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"steps\":%lld,\"images_per_s\":%.2f}\n",
+              config.precision.c_str(), config.arch.c_str(), config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()), facet::ConfigureThreads(config.threads),
               config.loader_workers, static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
   return 0;
@@ -236,6 +237,7 @@ int main(int argc, char** argv) {
   f.String("device", "cpu", "cpu | cuda | cuda:N | auto");
   f.Double("seconds", 3.0, "time per figure, at least 7 runs (infer, conv, ceiling)");
   f.String("out", "", "model file to write (export)");
+  f.String("precision", "fp32", "fp32 | bf16 (train)");
   try {
     f.Parse(argc, argv, 2);
     if (f.help_requested()) {

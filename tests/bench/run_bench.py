@@ -223,6 +223,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["machine"] = machine()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
