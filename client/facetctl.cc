@@ -576,6 +576,10 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     if (pos.size() != 1 || pos[0] != "create") throw std::invalid_argument("token: the subcommand is `create`");
     return CreateToken(f);
   }
+  if (command == "bench") {
+    if (pos.size() != 1 || pos[0] != "predict") throw std::invalid_argument("bench: the benchmark is `predict`");
+    return BenchPredict(ConnectionFromFlags(f), f);
+  }
 
   const bool needs_id = command == "job" || command == "watch" || command == "cancel" || command == "model" ||
                         command == "activate" || command == "register";
@@ -585,10 +589,6 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
   }
   if (command == "train" && f.GetString("data").empty()) throw std::invalid_argument("train: --data DIR is required");
 
-  if (command == "bench") {
-    if (pos.size() != 1 || pos[0] != "predict") throw std::invalid_argument("bench: the benchmark is `predict`");
-    return BenchPredict(ConnectionFromFlags(f), f);
-  }
   FacetClient client(ConnectionFromFlags(f));
   if (command == "train") return Train(client, f);
   if (command == "jobs") return Jobs(client, f);
