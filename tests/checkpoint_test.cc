@@ -51,10 +51,7 @@ TEST(Checkpoint, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
   testing::TempDir dir;
   torch::manual_seed(1);
   testing::TensorBatchSource train(RandomBatch(32), 16, true), val(RandomBatch(16), 16, false);
-  {
-    Trainer trainer(Config(dir.path(), 3), train, val);
-    trainer.Run();
-  }
+  Trainer(Config(dir.path(), 3), train, val).Run();  // checkpoints of epochs 2 and 3
   // Truncate the newest (epoch 3): a crash mid-write without atomic rename would leave this.
   const std::string newest = CheckpointPath(dir.path(), 3);
   const auto bytes = ReadFileBytes(newest);
@@ -74,10 +71,7 @@ TEST(Checkpoint, AFlippedBitInTheNewestCheckpointIsCaughtByItsChecksum) {
   testing::TempDir dir;
   torch::manual_seed(1);
   testing::TensorBatchSource train(RandomBatch(32), 16, true), val(RandomBatch(16), 16, false);
-  {
-    Trainer trainer(Config(dir.path(), 3), train, val);
-    trainer.Run();
-  }
+  Trainer(Config(dir.path(), 3), train, val).Run();  // checkpoints of epochs 2 and 3
   // Silent corruption (a bad sector, a bit flip in memory on the way to disk) inside a tensor's bytes: only the
   // checksum can tell, since the archive itself still parses.
   const std::string newest = CheckpointPath(dir.path(), 3);

@@ -12,23 +12,11 @@ namespace facet {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadAll(const std::string& path) {
-  const auto bytes = ReadFileBytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
+using testing::MessageOf;
+using testing::ReadFile;
 
 void Overwrite(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Lowers this process's file-size limit (as a full disk would stop writes) and ignores SIGXFSZ so that write()
@@ -64,21 +52,21 @@ TEST(ChecksummedFile, RoundTripsAndRefusesFlippedOrTruncatedBytes) {
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 31 % 251);
   WriteChecksummedFile(path, payload);
   EXPECT_EQ(ReadChecksummedFile(path), payload);
-  const std::string good = ReadAll(path);
+  const std::string good = ReadFile(path);
 
   std::string flipped = good;
   flipped[50000] ^= 0x01;
   Overwrite(path, flipped);
-  EXPECT_NE(ErrorOf([&] { ReadChecksummedFile(path); }).find("fails its CRC-32 check"), std::string::npos);
+  EXPECT_NE(MessageOf([&] { ReadChecksummedFile(path); }).find("fails its CRC-32 check"), std::string::npos);
 
   Overwrite(path, good.substr(0, good.size() / 2));
-  EXPECT_NE(ErrorOf([&] { ReadChecksummedFile(path); }).find("no checksum footer"), std::string::npos);
+  EXPECT_NE(MessageOf([&] { ReadChecksummedFile(path); }).find("no checksum footer"), std::string::npos);
 
   Overwrite(path, good.substr(0, 1000) + good.substr(good.size() - 20));  // a footer whose length disagrees
-  EXPECT_NE(ErrorOf([&] { ReadChecksummedFile(path); }).find("its footer says"), std::string::npos);
+  EXPECT_NE(MessageOf([&] { ReadChecksummedFile(path); }).find("its footer says"), std::string::npos);
 
   Overwrite(path, "");
-  EXPECT_NE(ErrorOf([&] { ReadChecksummedFile(path); }).find(path), std::string::npos);
+  EXPECT_NE(MessageOf([&] { ReadChecksummedFile(path); }).find(path), std::string::npos);
 }
 
 TEST(WriteFileAtomically, AFullDiskFailsTheWriteAndLeavesTheOldFileAndNoTemporary) {
@@ -89,11 +77,11 @@ TEST(WriteFileAtomically, AFullDiskFailsTheWriteAndLeavesTheOldFileAndNoTemporar
   std::string error;
   {
     FileSizeLimit limit(64 * 1024);
-    error = ErrorOf([&] { WriteChecksummedFile(path, big); });
+    error = MessageOf([&] { WriteChecksummedFile(path, big); });
   }
   EXPECT_NE(error.find("cannot write"), std::string::npos) << error;
   EXPECT_NE(error.find("File too large"), std::string::npos) << error;
-  EXPECT_EQ(ReadAll(path), "the previous good version");
+  EXPECT_EQ(ReadFile(path), "the previous good version");
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename(), "checkpoint.bin") << "left behind: " << entry.path();
   }

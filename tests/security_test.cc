@@ -26,29 +26,9 @@ using client::FacetClient;
 using client::RpcError;
 using testing::ServerProcess;
 using testing::ServerProcessOptions;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-grpc::StatusCode CodeOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const RpcError& e) {
-    return e.code();
-  }
-  return grpc::StatusCode::OK;
-}
-
-std::string MessageOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::CodeOf;
+using testing::MessageOf;
+using testing::ReadFile;
 
 // `facetctl token create`: the token and the token-file line, as a user would make them.
 std::pair<std::string, std::string> CreateToken(const std::string& role, const std::string& name) {

@@ -121,6 +121,15 @@ void ServerProcess::Kill() {
   Wait();
 }
 
+grpc::StatusCode CodeOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const client::RpcError& e) {
+    return e.code();
+  }
+  return grpc::StatusCode::OK;
+}
+
 std::string HttpGet(const std::string& address, const std::string& path) {
   const auto colon = address.rfind(':');
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

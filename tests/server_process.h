@@ -53,6 +53,9 @@ class ServerProcess {
   std::unique_ptr<client::FacetClient> client_;
 };
 
+// The status code of the RpcError that `call` threw, or OK when it returned normally.
+grpc::StatusCode CodeOf(const std::function<void()>& call);
+
 // GET http://address/path over a plain socket; the body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);
 

@@ -19,6 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using client::RpcError;
+using testing::CodeOf;
+using testing::ReadFile;
 using testing::ServerProcess;
 
 // A tiny, fast recipe: the point here is the service, not accuracy.
@@ -35,26 +37,12 @@ v1::TrainingConfig TinyJob(int frozen_epochs = 1, int unfrozen_epochs = 1) {
   return c;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 v1::Job WaitForEnd(client::FacetClient& client, const std::string& id) {
   v1::Job last;
   client.WatchJob(id, [&](const v1::JobEvent& e) {
     if (e.has_snapshot()) last = e.snapshot();
   });
   return client.GetJob(id);
-}
-
-grpc::StatusCode CodeOf(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const RpcError& e) {
-    return e.code();
-  }
-  return grpc::StatusCode::OK;
 }
 
 // One server and one trained, activated model shared by the suite: training is the slow part.

@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include "core/file_util.h"
+
 #include <torch/torch.h>
 
 #include <array>
@@ -14,6 +16,20 @@
 namespace facet::testing {
 
 namespace fs = std::filesystem;
+
+std::string ReadFile(const std::string& path) {
+  const std::vector<char> bytes = ReadFileBytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::string MessageOf(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 TempDir::TempDir() {
   std::string pattern = (fs::temp_directory_path() / "facet-test-XXXXXX").string();

@@ -3,11 +3,18 @@
 
 #include "core/train/batch_source.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace facet::testing {
+
+// The whole file as bytes (throws, naming the path, when it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// What `call` threw (its what()), or "" when it returned normally.
+std::string MessageOf(const std::function<void()>& call);
 
 // A fresh folder under the system temp dir, removed with everything in it when the object goes away.
 class TempDir {

@@ -142,22 +142,24 @@ TEST_F(TrainerTest, CancelStopsBetweenSteps) {
   EXPECT_TRUE(result.history.empty());
 }
 
+// The reference for the resume tests: the weights and history of `config` trained start to finish.
+std::pair<TensorMap, std::vector<EpochMetrics>> UninterruptedRun(TrainingConfig config) {
+  testing::TempDir dir;
+  config.checkpoint_dir = dir.path();
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  auto history = trainer.Run().history;
+  return {StateDict(*trainer.model()), std::move(history)};
+}
+
 TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
   TrainingConfig config = TinyConfig();
   config.max_images = 160;
   config.frozen.epochs = 1;
   config.unfrozen.epochs = 2;
 
-  testing::TempDir straight_dir, resumed_dir;
-  TensorMap straight;
-  std::vector<EpochMetrics> straight_history;
-  {
-    config.checkpoint_dir = straight_dir.path();
-    TrainingData data = OpenTrainingData(config);
-    Trainer trainer(config, *data.train, *data.validation);
-    straight_history = trainer.Run().history;
-    straight = StateDict(*trainer.model());
-  }
+  testing::TempDir resumed_dir;
+  const auto [straight, straight_history] = UninterruptedRun(config);
   config.checkpoint_dir = resumed_dir.path();
   {  // Stop once epoch 2 (the first of stage 2) is checkpointed.
     TrainingData data = OpenTrainingData(config);
@@ -188,16 +190,8 @@ TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
   config.frozen.epochs = 1;
   config.unfrozen.epochs = 2;
 
-  testing::TempDir straight_dir, resumed_dir;
-  TensorMap straight;
-  std::vector<EpochMetrics> straight_history;
-  {
-    config.checkpoint_dir = straight_dir.path();
-    TrainingData data = OpenTrainingData(config);
-    Trainer trainer(config, *data.train, *data.validation);
-    straight_history = trainer.Run().history;
-    straight = StateDict(*trainer.model());
-  }
+  testing::TempDir resumed_dir;
+  const auto [straight, straight_history] = UninterruptedRun(config);
   config.checkpoint_dir = resumed_dir.path();
   int64_t steps_per_epoch = 0;
   {  // A shutdown arrives after step 2 of epoch 3 (unfrozen, dropout active).
