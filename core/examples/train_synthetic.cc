@@ -9,6 +9,7 @@
 #include "core/infer/predictor.h"
 #include "core/train/trainer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -116,6 +117,10 @@ int main(int argc, char** argv) {
     const facet::TrainResult result = trainer.Run(callbacks);
     std::printf("best epoch: %d\n", result.best_epoch);
 
+    const facet::CalibrationReport calibration = trainer.Calibrate();
+    std::printf("calibration: T gender %.3f, ethnicity %.3f; 90%% age interval x/÷ %.3f\n",
+                calibration.calibration.gender_temperature, calibration.calibration.ethnicity_temperature,
+                std::exp(calibration.calibration.age_log_halfwidth));
     const std::string out = StrFlag(flags, "out", "facet-example-model.pt");
     trainer.ExportModel(out);
     std::printf("exported %s\n", out.c_str());

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace facet {
@@ -20,10 +21,11 @@ std::unique_ptr<Predictor> Predictor::FromExport(const std::string& model_path, 
   return p;
 }
 
-Predictor::Predictor(MultiTaskNet model, int image_size, const PredictorOptions& options)
+Predictor::Predictor(MultiTaskNet model, int image_size, const PredictorOptions& options,
+                     const Calibration& calibration)
     : device_(ResolveDevice(options.device)), image_size_(image_size), options_(options) {
   if (options.max_batch_size < 1) throw std::invalid_argument("max_batch_size must be >= 1");
-  info_ = ExportedModelInfo{model->options().arch, model->options().base_width, image_size};
+  info_ = ExportedModelInfo{model->options().arch, model->options().base_width, image_size, calibration};
   model_ = MultiTaskNet(model->options());
   LoadStateDict(*model_, StateDict(*model));
   model_->to(device_);
@@ -65,16 +67,18 @@ std::vector<Prediction> Predictor::PredictTensor(const at::Tensor& batch) const 
     const auto chunk = batch.slice(0, start, std::min(batch.size(0), start + options_.max_batch_size))
                            .to(device_, /*non_blocking=*/true);
     // The model is in eval mode and InferenceMode keeps autograd out, so concurrent forwards are safe.
+    const Calibration& calibration = info_.calibration;
     auto result = Forward(chunk);
     auto age = result.age;
-    auto gender = torch::softmax(result.gender, 1);
-    auto ethnicity = torch::softmax(result.ethnicity, 1);
+    auto gender = torch::softmax(result.gender / calibration.gender_temperature, 1);
+    auto ethnicity = torch::softmax(result.ethnicity / calibration.ethnicity_temperature, 1);
     if (options_.flip_average) {
       const auto flipped = Forward(chunk.flip({3}));
       age = (age + flipped.age) / 2;
-      gender = (gender + torch::softmax(flipped.gender, 1)) / 2;
-      ethnicity = (ethnicity + torch::softmax(flipped.ethnicity, 1)) / 2;
+      gender = (gender + torch::softmax(flipped.gender / calibration.gender_temperature, 1)) / 2;
+      ethnicity = (ethnicity + torch::softmax(flipped.ethnicity / calibration.ethnicity_temperature, 1)) / 2;
     }
+    const double interval_factor = std::exp(calibration.has_age_interval() ? calibration.age_log_halfwidth : 0.0);
     const auto age_cpu = age.to(torch::kCPU, torch::kDouble);
     const auto gender_cpu = gender.to(torch::kCPU, torch::kFloat).contiguous();
     const auto ethnicity_cpu = ethnicity.to(torch::kCPU, torch::kFloat).contiguous();
@@ -84,6 +88,9 @@ std::vector<Prediction> Predictor::PredictTensor(const at::Tensor& batch) const 
     for (int64_t i = 0; i < age_cpu.size(0); ++i) {
       Prediction p;
       p.age_years = TargetToAge(a[i]);
+      p.age_low_years = p.age_years / interval_factor;
+      p.age_high_years = p.age_years * interval_factor;
+      p.age_interval_coverage = calibration.age_coverage;
       for (int c = 0; c < kNumGenders; ++c) p.gender_probabilities[c] = g[i][c];
       for (int c = 0; c < kNumEthnicities; ++c) p.ethnicity_probabilities[c] = e[i][c];
       p.gender = static_cast<int>(std::max_element(p.gender_probabilities.begin(), p.gender_probabilities.end()) -

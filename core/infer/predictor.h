@@ -15,10 +15,15 @@ namespace facet {
 
 struct Prediction {
   double age_years = 0.0;
+  // The model's conformal interval around age_years (Calibration); coverage 0 (and low = high = age_years)
+  // when it has none.
+  double age_low_years = 0.0;
+  double age_high_years = 0.0;
+  double age_interval_coverage = 0.0;
   int gender = 0;  // argmax
   std::array<float, kNumGenders> gender_probabilities{};
   int ethnicity = 0;  // argmax
-  std::array<float, kNumEthnicities> ethnicity_probabilities{};
+  std::array<float, kNumEthnicities> ethnicity_probabilities{};  // temperature-scaled when the model is calibrated
 };
 
 struct PredictorOptions {
@@ -35,7 +40,7 @@ class Predictor {
   // Loads an exported model (ExportModel). Throws std::runtime_error / std::invalid_argument with the cause.
   static std::unique_ptr<Predictor> FromExport(const std::string& model_path, const PredictorOptions& options);
   // Serves an in-memory model (copied, so training may go on with the original).
-  Predictor(MultiTaskNet model, int image_size, const PredictorOptions& options);
+  Predictor(MultiTaskNet model, int image_size, const PredictorOptions& options, const Calibration& calibration = {});
   ~Predictor();
 
   std::vector<Prediction> Predict(const std::vector<ImageView>& images) const;

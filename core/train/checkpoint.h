@@ -1,6 +1,7 @@
 // Training checkpoints (resume exactly) and model exports (serve, or read from Python).
 #pragma once
 
+#include "core/infer/calibration.h"
 #include "core/loss/multitask_loss.h"
 #include "core/model/multitask_net.h"
 #include "core/model/state_dict.h"
@@ -40,13 +41,17 @@ std::string MidEpochCheckpointPath(const std::string& folder, int epochs_complet
 // An exported model: a plain dict of tensors that Python's torch.load reads. Keys are the model's state dict
 // (`encoder.conv1.weight`, `age_head.4.weight`, ...) plus `log_vars` and metadata as int64 scalars:
 // `meta.format_version`, `meta.image_size`, `meta.base_width`. The architecture follows from the keys.
+// A calibrated export also holds float64 scalars `calib.gender_temperature`, `calib.ethnicity_temperature`,
+// `calib.age_coverage` and `calib.age_log_halfwidth`; without them the model serves uncalibrated.
 struct ExportedModelInfo {
   Arch arch = Arch::kResNet34;
   int base_width = 64;
   int image_size = 64;
+  Calibration calibration;
 };
 
-void ExportModel(const std::string& path, MultiTaskNet& model, const MultiTaskLossImpl& loss, int image_size);
+void ExportModel(const std::string& path, MultiTaskNet& model, const MultiTaskLossImpl& loss, int image_size,
+                 const Calibration& calibration = {});
 
 // Reads an exported model (architecture inferred from its keys) onto `device`, in eval mode.
 // Throws std::runtime_error naming the path and the mismatch on anything that is not a facet export.

@@ -268,8 +268,14 @@ void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult&
   PruneCheckpoints(config_.checkpoint_dir);
 }
 
+CalibrationReport Trainer::Calibrate(double age_coverage) {
+  CalibrationReport report = FitCalibration(CollectOutputs(model_, validation_, device_), age_coverage);
+  calibration_ = report.calibration;
+  return report;
+}
+
 void Trainer::ExportModel(const std::string& path) const {
-  facet::ExportModel(path, const_cast<MultiTaskNet&>(model_), *loss_, config_.image_size);
+  facet::ExportModel(path, const_cast<MultiTaskNet&>(model_), *loss_, config_.image_size, calibration_);
 }
 
 }  // namespace facet

@@ -5,6 +5,7 @@
 #include "core/loss/multitask_loss.h"
 #include "core/model/multitask_net.h"
 #include "core/train/batch_source.h"
+#include "core/train/calibration.h"
 #include "core/train/evaluation.h"
 #include "core/train/training_config.h"
 
@@ -104,7 +105,12 @@ class Trainer {
   c10::Device device() const { return device_; }
   const TrainingConfig& config() const { return config_; }
 
-  // Writes the model for serving and for Python (see ExportModel in checkpoint.h).
+  // Fits temperatures and a conformal age interval on the validation source (the model as it is now); the next
+  // ExportModel stores them with the model.
+  CalibrationReport Calibrate(double age_coverage = 0.9);
+
+  // Writes the model for serving and for Python (see ExportModel in checkpoint.h), with the last Calibrate's
+  // result when there was one.
   void ExportModel(const std::string& path) const;
 
  private:
@@ -123,7 +129,8 @@ class Trainer {
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
   bool stopped_ = false;
   bool suspended_ = false;
-  std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs
+  std::optional<PartialEpoch> resume_partial_;
+  Calibration calibration_;  // from a mid-epoch checkpoint, for the next epoch that runs
 };
 
 }  // namespace facet
