@@ -35,14 +35,15 @@ const char kUsage[] =
     "commands:\n"
     "  train --data DIR [flags]     submit a training job (DIR relative to the server's data root); --watch follows it\n"
     "  jobs [--state S]             list jobs, newest first\n"
-    "  job ID [--json]              one job with its per-epoch history\n"
+    "  job ID [--json]              one job: per-epoch history, validation by group, calibration\n"
     "  watch ID                     follow a job: live progress, per-epoch metrics, a summary at the end\n"
     "  cancel ID                    cancel a queued or running job\n"
     "  models                       list models\n"
     "  model ID [--json]            one model\n"
     "  activate ID                  make a model the one Predict serves\n"
     "  register PATH                add an exported model file (relative to the data root)\n"
-    "  predict FILE|DIR... [flags]  predict age, gender and ethnicity of images (--json, --detect-faces)\n"
+    "  predict FILE|DIR... [flags]  predict age (with its 90% range when the model is calibrated), gender and\n"
+    "                               ethnicity of images (--json, --detect-faces)\n"
     "  health                       the server's health, per service\n"
     "  make-dataset --synthetic --out DIR [--count N] [--size N] [--seed N]\n"
     "                               write a synthetic UTKFace-format data set (no server needed)\n"
@@ -161,6 +162,28 @@ void PrintEpoch(const v1::EpochMetrics& m) {
   std::printf("\n");
 }
 
+// Where the model is weak: the latest validation by ethnicity, gender and age decade.
+void PrintGroups(const v1::ValidationMetrics& v) {
+  if (v.groups_size() == 0) return;
+  std::printf("\nlatest validation by group:\n%-10s %-9s %6s %9s %8s %8s\n", "dimension", "group", "n", "age_mae_y",
+              "gender", "ethnic");
+  for (const auto& g : v.groups()) {
+    std::printf("%-10s %-9s %6lld %9.2f %8.3f %8.3f\n", g.dimension().c_str(), g.group().c_str(),
+                static_cast<long long>(g.n()), g.age_mae_years(), g.gender_accuracy(), g.ethnicity_accuracy());
+  }
+}
+
+void PrintCalibration(const v1::Calibration& c) {
+  std::printf("\ncalibration on %lld validation images: temperature gender %.3f, ethnicity %.3f\n",
+              static_cast<long long>(c.n()), c.gender_temperature(), c.ethnicity_temperature());
+  std::printf("  ECE gender %.4f -> %.4f, ethnicity %.4f -> %.4f\n", c.gender_ece_before(), c.gender_ece_after(),
+              c.ethnicity_ece_before(), c.ethnicity_ece_after());
+  if (c.age_coverage() > 0) {
+    std::printf("  age interval: %.0f%% conformal, age x/÷ %.3f\n", 100 * c.age_coverage(),
+                std::exp(c.age_log_halfwidth()));
+  }
+}
+
 void PrintJob(const v1::Job& job) {
   const auto& c = job.config();
   std::printf("job        %s\nstate      %s\n", job.id().c_str(), StateName(job.state()).c_str());
@@ -181,7 +204,9 @@ void PrintJob(const v1::Job& job) {
     PrintEpochHeader();
     for (const auto& m : job.history()) PrintEpoch(m);
     std::printf("best epoch: %d\n", job.best().epoch());
+    PrintGroups(job.latest().validation());
   }
+  if (job.has_calibration()) PrintCalibration(job.calibration());
 }
 
 // ----------------------------------------------------------------------------------------------- commands
@@ -401,7 +426,8 @@ int Predict(FacetClient& client, const FlagSet& f) {
   const bool json = f.GetBool("json");
   const size_t per_request = static_cast<size_t>(std::max(1L, f.GetInt("batch")));
   if (!json) {
-    std::printf("%-44s %6s %-7s %6s %-10s %6s\n", "IMAGE", "AGE", "GENDER", "P", "ETHNICITY", "P");
+    std::printf("%-44s %6s %-11s %-7s %6s %-10s %6s\n", "IMAGE", "AGE", "AGE RANGE", "GENDER", "P", "ETHNICITY",
+                "P");
   }
   int failures = 0;
   for (size_t start = 0; start < files.size(); start += per_request) {
@@ -444,8 +470,13 @@ int Predict(FacetClient& client, const FlagSet& f) {
         const float pg = *std::max_element(face.gender_probabilities().begin(), face.gender_probabilities().end());
         const float pe =
             *std::max_element(face.ethnicity_probabilities().begin(), face.ethnicity_probabilities().end());
-        std::printf("%-44s %6.1f %-7s %6.3f %-10s %6.3f", shown.c_str(), face.age_years(), face.gender().c_str(), pg,
-                    face.ethnicity().c_str(), pe);
+        char range[32] = "-";
+        if (face.has_age_interval()) {
+          std::snprintf(range, sizeof(range), "%.0f-%.0f", face.age_interval().low_years(),
+                        face.age_interval().high_years());
+        }
+        std::printf("%-44s %6.1f %-11s %-7s %6.3f %-10s %6.3f", shown.c_str(), face.age_years(), range,
+                    face.gender().c_str(), pg, face.ethnicity().c_str(), pe);
         if (face.has_box()) {
           std::printf("  box %d,%d %dx%d", face.box().x(), face.box().y(), face.box().width(), face.box().height());
         }

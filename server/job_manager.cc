@@ -332,6 +332,14 @@ void JobManager::RunJob(v1::Job job) {
       job.set_state(v1::JOB_STATE_CANCELLED);
     } else {
       const std::string model_id = ModelRegistry::NewModelId();
+      const CalibrationReport calibration = trainer.Calibrate();
+      spdlog::info("job {} calibrated on {} validation images: T gender {:.3f}, ethnicity {:.3f}; ECE gender "
+                   "{:.4f} -> {:.4f}, ethnicity {:.4f} -> {:.4f}; {:.0f}% age interval x/÷ {:.3f}",
+                   id, calibration.n, calibration.calibration.gender_temperature,
+                   calibration.calibration.ethnicity_temperature, calibration.gender_ece_before,
+                   calibration.gender_ece_after, calibration.ethnicity_ece_before, calibration.ethnicity_ece_after,
+                   100 * calibration.calibration.age_coverage, std::exp(calibration.calibration.age_log_halfwidth));
+      *job.mutable_calibration() = ToProto(calibration);
       trainer.ExportModel(models_.PathFor(model_id));
       job.set_model_id(model_id);
       job.set_state(v1::JOB_STATE_SUCCEEDED);

@@ -99,6 +99,16 @@ struct Metrics::State {
       .Help("Validation accuracy of the gender and ethnicity tasks, latest epoch").Register(*registry);
   prometheus::Family<prometheus::Gauge>& class_accuracy = BuildGauge().Name("facet_job_validation_class_accuracy_ratio")
       .Help("Validation accuracy (recall) per class, latest epoch").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& group_age_mae = BuildGauge()
+      .Name("facet_job_validation_group_age_mae_years")
+      .Help("Validation mean absolute age error by group (dimension: ethnicity, gender, age_decade), latest epoch")
+      .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& group_accuracy = BuildGauge()
+      .Name("facet_job_validation_group_accuracy_ratio")
+      .Help("Validation accuracy of the gender and ethnicity tasks by group, latest epoch").Register(*registry);
+  prometheus::Family<prometheus::Gauge>& calibration_error = BuildGauge()
+      .Name("facet_job_validation_calibration_error_ratio")
+      .Help("Expected calibration error (15 bins) of the raw softmax, latest epoch").Register(*registry);
   prometheus::Family<prometheus::Gauge>& log_variance = BuildGauge().Name("facet_job_task_log_variance")
       .Help("Learned log-variance s of each task's loss").Register(*registry);
   prometheus::Family<prometheus::Gauge>& effective_weight = BuildGauge().Name("facet_job_task_effective_weight")
@@ -182,6 +192,19 @@ void Metrics::RecordEpoch(const std::string& job_id, const v1::EpochMetrics& m) 
   for (int c = 0; c < m.validation().ethnicity_class_accuracy_size() && c < kNumEthnicities; ++c) {
     state_->class_accuracy.Add({{"job_id", job_id}, {"task", "ethnicity"}, {"class", kEthnicityNames[c]}})
         .Set(m.validation().ethnicity_class_accuracy(c));
+  }
+  state_->calibration_error.Add({{"job_id", job_id}, {"task", "gender"}}).Set(m.validation().gender_ece());
+  state_->calibration_error.Add({{"job_id", job_id}, {"task", "ethnicity"}}).Set(m.validation().ethnicity_ece());
+  for (const auto& g : m.validation().groups()) {
+    const prometheus::Labels group{{"job_id", job_id}, {"dimension", g.dimension()}, {"group", g.group()}};
+    state_->group_age_mae.Add(group).Set(g.age_mae_years());
+    auto with_task = [&](const char* task) {
+      auto labels = group;
+      labels["task"] = task;
+      return labels;
+    };
+    state_->group_accuracy.Add(with_task("gender")).Set(g.gender_accuracy());
+    state_->group_accuracy.Add(with_task("ethnicity")).Set(g.ethnicity_accuracy());
   }
   state_->epoch.Add(job).Set(m.epoch());
 }

@@ -2,6 +2,7 @@
 
 #include "core/file_util.h"
 #include "core/util/sha256.h"
+#include "server/proto_convert.h"
 #include "server/status.h"
 
 #include <google/protobuf/util/time_util.h>
@@ -45,6 +46,7 @@ v1::Model ModelRegistry::AddTrained(const std::string& model_id, const v1::Job& 
   model.set_image_size(info.image_size);
   model.set_sha256(Sha256HexOfFile(PathFor(model_id)));
   *model.mutable_metrics() = job.latest().validation();
+  *model.mutable_calibration() = job.calibration();
   *model.mutable_config() = job.config();
   *model.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   store_.PutModel(model);
@@ -71,6 +73,7 @@ v1::Model ModelRegistry::Register(const std::string& source_path, const std::str
   model.set_arch(ArchName(info.arch));
   model.set_base_width(info.base_width);
   model.set_image_size(info.image_size);
+  *model.mutable_calibration() = ToProto(info.calibration);
   model.set_source(shown_source);
   *model.mutable_created_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
   store_.PutModel(model);

@@ -128,6 +128,36 @@ v1::ValidationMetrics ToProto(const EvalMetrics& m) {
   out.set_ethnicity_accuracy(m.ethnicity_accuracy);
   CopyArray(m.gender_class_accuracy, out.mutable_gender_class_accuracy());
   CopyArray(m.ethnicity_class_accuracy, out.mutable_ethnicity_class_accuracy());
+  out.set_gender_ece(m.gender_ece);
+  out.set_ethnicity_ece(m.ethnicity_ece);
+  for (const auto& g : m.groups) {
+    auto* group = out.add_groups();
+    group->set_dimension(g.dimension);
+    group->set_group(g.group);
+    group->set_n(g.n);
+    group->set_age_mae_years(g.age_mae_years);
+    group->set_gender_accuracy(g.gender_accuracy);
+    group->set_ethnicity_accuracy(g.ethnicity_accuracy);
+  }
+  return out;
+}
+
+v1::Calibration ToProto(const Calibration& c) {
+  v1::Calibration out;
+  out.set_gender_temperature(c.gender_temperature);
+  out.set_ethnicity_temperature(c.ethnicity_temperature);
+  out.set_age_coverage(c.age_coverage);
+  out.set_age_log_halfwidth(c.age_log_halfwidth);
+  return out;
+}
+
+v1::Calibration ToProto(const CalibrationReport& report) {
+  v1::Calibration out = ToProto(report.calibration);
+  out.set_n(report.n);
+  out.set_gender_ece_before(report.gender_ece_before);
+  out.set_gender_ece_after(report.gender_ece_after);
+  out.set_ethnicity_ece_before(report.ethnicity_ece_before);
+  out.set_ethnicity_ece_after(report.ethnicity_ece_after);
   return out;
 }
 

@@ -14,6 +14,8 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& config);
 v1::EpochMetrics ToProto(const EpochMetrics& m);
 v1::ValidationMetrics ToProto(const EvalMetrics& m);
 v1::Progress ToProto(const StepProgress& p, double eta_seconds);
+v1::Calibration ToProto(const CalibrationReport& report);
+v1::Calibration ToProto(const Calibration& calibration);  // a model file's, without fitting figures
 
 const char* JobStateName(v1::JobState state);  // "queued", "running", ...
 

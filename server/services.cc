@@ -143,6 +143,12 @@ class PredictCall {
         f->set_ethnicity(kEthnicityNames[p->ethnicity]);
         for (float q : p->gender_probabilities) f->add_gender_probabilities(q);
         for (float q : p->ethnicity_probabilities) f->add_ethnicity_probabilities(q);
+        if (p->age_interval_coverage > 0) {
+          auto* interval = f->mutable_age_interval();
+          interval->set_low_years(p->age_low_years);
+          interval->set_high_years(p->age_high_years);
+          interval->set_coverage(p->age_interval_coverage);
+        }
       } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::UNAVAILABLE) {
         request_error_ = grpc::Status(code, error);  // the whole request failed, not this image
       } else if (result->error_code() == 0) {

@@ -84,6 +84,22 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_GT(job.history(1).validation().n(), 0);
   EXPECT_EQ(job.history(1).log_variances_size(), 3);
   EXPECT_EQ(job.history(1).validation().ethnicity_class_accuracy_size(), 5);
+  // Per-group metrics: every group holds images, and each dimension's groups add up to the whole set.
+  std::map<std::string, int64_t> images_by_dimension;
+  for (const auto& g : job.history(1).validation().groups()) {
+    EXPECT_GT(g.n(), 0) << g.dimension() << " " << g.group();
+    images_by_dimension[g.dimension()] += g.n();
+  }
+  ASSERT_EQ(images_by_dimension.size(), 3u);
+  for (const auto& [dimension, n] : images_by_dimension) EXPECT_EQ(n, job.history(1).validation().n()) << dimension;
+  // Calibrated on the validation split after the last epoch.
+  ASSERT_TRUE(job.has_calibration());
+  EXPECT_EQ(job.calibration().n(), job.history(1).validation().n());
+  for (double t : {job.calibration().gender_temperature(), job.calibration().ethnicity_temperature()}) {
+    EXPECT_GE(t, 1.0 / 20 - 1e-9);  // the search range of FitTemperature
+    EXPECT_LE(t, 20.0 + 1e-9);
+  }
+  EXPECT_EQ(job.calibration().age_coverage(), 0.9);  // 32 validation images are enough for a 90% interval
   EXPECT_TRUE(job.has_best());
   EXPECT_TRUE(job.has_started_at());
   EXPECT_TRUE(job.has_finished_at());
@@ -92,6 +108,7 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_EQ(model.job_id(), job.id());
   EXPECT_EQ(model.arch(), "resnet18");
   EXPECT_EQ(model.image_size(), 32);
+  EXPECT_EQ(model.calibration().gender_temperature(), job.calibration().gender_temperature());
   // The job's config shows every value the run used, defaults included.
   EXPECT_EQ(job.config().data_dir(), "faces");
   EXPECT_DOUBLE_EQ(job.config().weight_decay(), 0.01);
@@ -227,6 +244,10 @@ TEST_F(ServerTest, PredictAnswersEachImageAndReportsACorruptOneAlone) {
     EXPECT_EQ(r.faces(0).gender_probabilities_size(), 2);
     EXPECT_EQ(r.faces(0).ethnicity_probabilities_size(), 5);
     EXPECT_TRUE(r.faces(0).gender() == "male" || r.faces(0).gender() == "female");
+    ASSERT_TRUE(r.faces(0).has_age_interval());
+    EXPECT_LE(r.faces(0).age_interval().low_years(), r.faces(0).age_years());
+    EXPECT_GE(r.faces(0).age_interval().high_years(), r.faces(0).age_years());
+    EXPECT_EQ(r.faces(0).age_interval().coverage(), 0.9);
   }
   EXPECT_EQ(response.results(1).error_code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_NE(response.results(1).error_message().find("decode"), std::string::npos);
@@ -317,6 +338,9 @@ TEST_F(ServerTest, MetricsEndpointExposesTrainingAndServingMetrics) {
            "facet_training_jobs{state=\"succeeded\"}", "facet_job_validation_age_mae_years{job_id=\"" + first_job_->id(),
         "facet_job_validation_accuracy_ratio{job_id=\"" + first_job_->id() + "\",task=\"ethnicity\"}",
         "facet_job_task_log_variance{job_id=\"" + first_job_->id() + "\",task=\"age\"}",
+        "facet_job_validation_group_age_mae_years{dimension=\"ethnicity\"",
+        "facet_job_validation_group_accuracy_ratio{dimension=\"age_decade\"",
+        "facet_job_validation_calibration_error_ratio{job_id=\"" + first_job_->id() + "\",task=\"gender\"}",
         "facet_job_task_effective_weight", "facet_job_images_per_second", "facet_predict_requests_total{code=\"OK\"}",
         "facet_predict_latency_seconds_bucket", "facet_predict_queue_seconds_bucket", "facet_predict_batch_size_bucket",
         "facet_active_model_info{model_id=\"" + first_job_->model_id() + "\"} 1", "facet_predict_images_total"}) {
