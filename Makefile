@@ -20,7 +20,8 @@ FUZZ_SMOKE_SECONDS ?= 20
 # Benchmarks run on a Release build of their own.
 RELEASE_DIR ?= build-release
 
-.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench
+.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench \
+	accuracy accuracy-study release-build
 
 all: build
 
@@ -55,10 +56,23 @@ test-sanitize: configure-sanitize
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j $(CTEST_JOBS)
 
 # Speed beside the Python reference: prints a table, writes docs/benchmarks.md (+ .json, + a PNG plot).
-bench: deps
+release-build: deps
 	@cmake -S . -B $(RELEASE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_BUILD_TESTS=OFF $(CMAKE_FLAGS)
 	@cmake --build $(RELEASE_DIR) --target facet-bench facet-server facetctl
+
+bench: release-build
 	@/usr/bin/python3 tests/bench/run_bench.py --build $(RELEASE_DIR)
+
+# Accuracy on real faces beside the Python reference, ACCURACY_MINUTES of training each: docs/accuracy.md.
+ACCURACY_MINUTES ?= 45
+accuracy: release-build
+	@/usr/bin/python3 tests/accuracy/run_accuracy.py --build $(RELEASE_DIR) --minutes $(ACCURACY_MINUTES)
+
+# The same, plus one facet run per loss weighting (STUDY_MINUTES each) for the weighting table.
+STUDY_MINUTES ?= $(ACCURACY_MINUTES)
+accuracy-study: release-build
+	@/usr/bin/python3 tests/accuracy/run_accuracy.py --build $(RELEASE_DIR) --minutes $(ACCURACY_MINUTES) \
+	  --study weighting --study-minutes $(STUDY_MINUTES)
 
 # Concurrent Predict clients with real faces, training, model swaps and malformed requests (SOAK_SECONDS).
 SOAK_SECONDS ?= 300

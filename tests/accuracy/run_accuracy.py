@@ -1,0 +1,442 @@
+#!/usr/bin/python3
+"""`make accuracy`: facet's recipe beside the plain-PyTorch reference on real faces, with the same time budget.
+
+Trains through a real facet-server and facetctl on utkface-train (a seeded 10% of it validates) and the reference
+(../shared/reference/mtl_reference.py) on the same folder and split, each for as many epochs as fit in --minutes
+on this machine (measured by a one-epoch probe of each), one after the other. Then both models answer every face
+of utkface-sample, which training never sees: facet's through Predict, the reference's with its own
+preprocessing. Writes docs/accuracy.md (overall, by ethnicity, gender and age decade, confusion matrices,
+calibration, conformal age-interval coverage), docs/accuracy.json and docs/accuracy-age-by-decade.png.
+
+usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting] [--report-only]
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+from run_bench import PYTHON, REFERENCE, Server, log, machine  # noqa: E402
+
+RECIPE = os.path.join(HERE, "recipe.conf")
+NAME = re.compile(r"^(\d+)_([01])_([0-4])_")
+ETHNICITIES = ["white", "black", "asian", "indian", "other"]
+GENDERS = ["male", "female"]
+AGE_SCALE = 4.75
+VAL_FRACTION = 0.1
+PROBE_IMAGES, PROBE_VAL_FRACTION = 1216, 64 / 1216  # 18 training batches of 64 and 64 validation images
+# The fixed weighting of the study: the reference's learned weights e^-s at the end of its 28-epoch run
+# (s = -5.1, -1.75, -0.68), rounded and scaled so that ethnicity is 1.
+FIXED_WEIGHTS = "80,3,1"
+
+
+def labels_of(name):
+    m = NAME.match(os.path.basename(name))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def decade(age):
+    d = min(age // 10, 8)
+    return "80+" if d == 8 else f"{10 * d}-{10 * d + 9}"
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def epochs_for(budget_s, probe_s, probe_images, n_images):
+    """Epochs of n_images that fit in budget_s, from a one-epoch probe of probe_images (train + validation)."""
+    return max(1, int(budget_s / (probe_s * n_images / probe_images)))
+
+
+def facet_job(server, args, extra, label):
+    """Runs one facetctl train job to its end; returns its final Job as a dict."""
+    cmd = server.ctl + ["train", "--config", RECIPE, "--data", "utkface-train", *extra]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    job_id = re.search(r"(job-[0-9a-f]+)", out).group(1)
+    log(f"{label}: {job_id}: {' '.join(extra)}")
+    while True:
+        time.sleep(5)
+        job = json.loads(subprocess.run(server.ctl + ["job", job_id, "--json"], check=True, stdout=subprocess.PIPE,
+                                        text=True).stdout)
+        if job.get("state") in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"):
+            if job["state"] != "JOB_STATE_SUCCEEDED":
+                raise SystemExit(f"{label}: job {job_id} ended {job['state']}: {job.get('error')}")
+            return job
+
+
+def facet_predict(server, model_id, sample):
+    subprocess.run(server.ctl + ["activate", model_id], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run(server.ctl + ["predict", "--json", "--batch", "64", sample], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        r = json.loads(line)
+        if not r["result"].get("faces"):
+            log(f"facet: no answer for {r['image']}: {r['result'].get('error_message')}")
+            continue
+        face = r["result"]["faces"][0]
+        row = {"image": os.path.basename(r["image"]), "age_years": face["age_years"],
+               "gender_probabilities": face["gender_probabilities"],
+               "ethnicity_probabilities": face["ethnicity_probabilities"]}
+        if "age_interval" in face:
+            row["age_interval"] = [face["age_interval"]["low_years"], face["age_interval"]["high_years"]]
+            row["age_coverage"] = face["age_interval"]["coverage"]
+        rows.append(row)
+    return rows
+
+
+def flip_average_predictions(args, model_id, tmp):
+    """The same model served with --flip-average (each face averaged with its mirror image): test-time augmentation
+    measured without training again."""
+    data = os.path.join(tmp, "flip-data")
+    os.makedirs(data, exist_ok=True)
+    shutil.copy(os.path.join(tmp, "state", "models", model_id + ".pt"), os.path.join(data, "model.pt"))
+    server = Server(args.build, data, os.path.join(tmp, "state-flip"), ["--flip-average"])
+    try:
+        registered = subprocess.run(server.ctl + ["register", "model.pt"], check=True, stdout=subprocess.PIPE,
+                                    text=True).stdout.split()[1]
+        return facet_predict(server, registered, args.sample)
+    finally:
+        server.stop()
+
+
+def train_facet(args, server, budget_s, extra=(), label="facet"):
+    probe = facet_job(server, args, ["--max-images", str(PROBE_IMAGES), "--val-fraction", f"{PROBE_VAL_FRACTION:.6f}",
+                                     "--unfrozen-epochs", "1", *extra], label + " probe")
+    probe_s = float(probe["history"][0]["seconds"])
+    epochs = epochs_for(budget_s, probe_s, PROBE_IMAGES, args.n_images)
+    log(f"{label}: probe epoch {probe_s:.1f} s for {PROBE_IMAGES} images -> {epochs} epochs in {budget_s / 60:.0f} min")
+    start = time.time()
+    job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs", str(epochs), *args.subset,
+                                   *extra], label)
+    seconds = time.time() - start
+    return {"job": job, "epochs": epochs, "train_wall_s": seconds,
+            "predictions": facet_predict(server, job["model_id"], args.sample)}
+
+
+def train_reference(args, budget_s, tmp):
+    base = [PYTHON, REFERENCE, "train", "--data-dir", args.data, "--arch", "resnet34", "--size", "64", "--batch", "64",
+            "--threads", "2", "--workers", "0"]
+    probe = json.loads(subprocess.run(base + ["--epochs", "1", "--max-images", str(PROBE_IMAGES), "--val-fraction",
+                                              f"{PROBE_VAL_FRACTION:.6f}"], check=True, stdout=subprocess.PIPE,
+                                      text=True).stdout.splitlines()[-1])
+    probe_s = probe["epochs"][0]["epoch_s"]
+    epochs = epochs_for(budget_s, probe_s, PROBE_IMAGES, args.n_images)
+    log(f"reference: probe epoch {probe_s:.1f} s -> {epochs} epochs in {budget_s / 60:.0f} min")
+    checkpoint = os.path.join(tmp, "reference.pt")
+    start = time.time()
+    run = json.loads(subprocess.run(base + ["--epochs", str(epochs), "--val-fraction", str(VAL_FRACTION), "--save",
+                                            checkpoint, *args.subset], check=True, stdout=subprocess.PIPE,
+                                    text=True).stdout.splitlines()[-1])
+    seconds = time.time() - start
+    out = subprocess.run([PYTHON, os.path.join(HERE, "reference_predict.py"), REFERENCE, checkpoint, args.sample],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return {"run": {k: run[k] for k in ("final", "epochs", "data", "total_s")}, "epochs": epochs,
+            "train_wall_s": seconds, "predictions": [json.loads(line) for line in out.splitlines()]}
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+def ece(probabilities, labels, bins=15):
+    total, n = 0.0, len(labels)
+    per_bin = [[] for _ in range(bins)]
+    for p, y in zip(probabilities, labels):
+        c = max(p)
+        per_bin[min(bins - 1, max(0, math.ceil(c * bins) - 1))].append((c, p.index(c) == y))
+    for b in per_bin:
+        if b:
+            total += len(b) / n * abs(sum(c for c, _ in b) / len(b) - sum(r for _, r in b) / len(b))
+    return total
+
+
+def metrics(predictions):
+    rows = []
+    for p in predictions:
+        labels = labels_of(p["image"])
+        if labels:
+            rows.append((p, *labels))
+
+    def summary(subset):
+        n = len(subset)
+        if n == 0:
+            return {"n": 0}
+        err = [abs(p["age_years"] - age) for p, age, _, _ in subset]
+        log_err = [(math.log(max(p["age_years"], 1)) - math.log(max(age, 1))) / AGE_SCALE for p, age, _, _ in subset]
+        g_right = [p["gender_probabilities"].index(max(p["gender_probabilities"])) == g for p, _, g, _ in subset]
+        e_right = [p["ethnicity_probabilities"].index(max(p["ethnicity_probabilities"])) == e for p, _, _, e in subset]
+        return {"n": n, "age_mae_years": sum(err) / n, "age_rmse": math.sqrt(sum(x * x for x in log_err) / n),
+                "gender_accuracy": sum(g_right) / n, "ethnicity_accuracy": sum(e_right) / n}
+
+    out = summary(rows)
+    out["gender_ece"] = ece([p["gender_probabilities"] for p, *_ in rows], [g for _, _, g, _ in rows])
+    out["ethnicity_ece"] = ece([p["ethnicity_probabilities"] for p, *_ in rows], [e for *_, e in rows])
+    with_interval = [(p, age) for p, age, _, _ in rows if "age_interval" in p]
+    if with_interval:
+        out["age_interval_nominal"] = with_interval[0][0]["age_coverage"]
+        out["age_interval_coverage"] = sum(lo <= age <= hi for p, age in with_interval
+                                           for lo, hi in [p["age_interval"]]) / len(with_interval)
+        out["age_interval_mean_width_years"] = sum(p["age_interval"][1] - p["age_interval"][0]
+                                                   for p, _ in with_interval) / len(with_interval)
+    out["groups"] = {
+        "ethnicity": {name: summary([r for r in rows if r[3] == i]) for i, name in enumerate(ETHNICITIES)},
+        "gender": {name: summary([r for r in rows if r[2] == i]) for i, name in enumerate(GENDERS)},
+        "age_decade": {d: summary([r for r in rows if decade(r[1]) == d])
+                       for d in [decade(10 * k) for k in range(9)]},
+    }
+    confusion = [[0] * 5 for _ in range(5)]
+    for p, _, _, e in rows:
+        confusion[e][p["ethnicity_probabilities"].index(max(p["ethnicity_probabilities"]))] += 1
+    out["ethnicity_confusion"] = confusion
+    gconf = [[0] * 2 for _ in range(2)]
+    for p, _, g, _ in rows:
+        gconf[g][p["gender_probabilities"].index(max(p["gender_probabilities"]))] += 1
+    out["gender_confusion"] = gconf
+    return out
+
+
+def strip_predictions(node):
+    """Removes every per-image list ("predictions", "predictions_flip") from `node` in place; returns them."""
+    taken = {}
+    for key, value in list(node.items()):
+        if key.startswith("predictions"):
+            taken[key] = node.pop(key)
+        elif isinstance(value, dict):
+            inner = strip_predictions(value)
+            if inner:
+                taken[key] = inner
+    return taken
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    decades = list(results["facet"]["metrics"]["groups"]["age_decade"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.4
+    for k, (name, label) in enumerate((("facet", "facet"), ("reference", "reference (PyTorch)"))):
+        groups = results[name]["metrics"]["groups"]["age_decade"]
+        ax.bar([i + (k - 0.5) * width for i in range(len(decades))],
+               [groups[d].get("age_mae_years", 0) for d in decades], width, label=label)
+    ax.set_xticks(range(len(decades)))
+    ax.set_xticklabels([f"{d}\n(n={results['facet']['metrics']['groups']['age_decade'][d]['n']})" for d in decades],
+                       fontsize=8)
+    ax.set_ylabel("age MAE (years)")
+    ax.set_title("Age error by decade on utkface-sample (held out)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def report(results, out_path):
+    lines = []
+    w = lines.append
+    f, r = results["facet"], results["reference"]
+    fm, rm = f["metrics"], r["metrics"]
+    w("# Accuracy on real faces")
+    w("")
+    w("Generated by `make accuracy` (tests/accuracy/run_accuracy.py); do not edit by hand.")
+    w("")
+    m = results["machine"]
+    w(f"- Machine: {m['cpu']}, {m['cores']} cores; commit {m['commit']}, {m['date']}")
+    w(f"- Budget: **{results['minutes']:g} minutes** of training for each side, one after the other on the same "
+      "machine (2 threads). Each side's epochs come from a one-epoch probe of its own speed.")
+    w(f"- Training data: `utkface-train` ({results['n_images']} faces), a seeded {VAL_FRACTION:.0%} of it for "
+      "validation (and, for facet, calibration). Evaluation: every face of `utkface-sample` "
+      f"({fm['n']} faces), which neither side saw in training.")
+    w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` (ResNet-34, 64 px, batch 64, one-cycle AdamW "
+      f"3e-3, uncertainty weighting), {f['epochs']} epochs in {f['train_wall_s'] / 60:.1f} min, answers through "
+      "Predict. Reference: `mtl_reference.py train` (the same model, loss and schedule in plain PyTorch), "
+      f"{r['epochs']} epochs in {r['train_wall_s'] / 60:.1f} min.")
+    w("- Reproduce: `make accuracy` (`ACCURACY_MINUTES`, default 45; needs `../shared`).")
+    w("")
+    w("## Overall, on utkface-sample")
+    w("")
+    w("| metric | facet | reference | better | bar (pretrained face-api) |")
+    w("|---|---|---|---|---|")
+
+    def row(name, key, fmt, lower_better, bar=""):
+        a, b = fm[key], rm[key]
+        better = "tie" if abs(a - b) < 1e-9 else "facet" if (a < b if lower_better else a > b) else "reference"
+        w(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {better} | {bar} |")
+
+    row("age MAE (years)", "age_mae_years", "{:.2f}", True, "<= 5.4")
+    row("RMSE of the scaled log-age", "age_rmse", "{:.4f}", True)
+    row("gender accuracy", "gender_accuracy", "{:.1%}", False, ">= 94%")
+    row("ethnicity accuracy", "ethnicity_accuracy", "{:.1%}", False, ">= 85%")
+    row("gender ECE (served probabilities)", "gender_ece", "{:.3f}", True)
+    row("ethnicity ECE (served probabilities)", "ethnicity_ece", "{:.3f}", True)
+    w("")
+    ff = f.get("metrics_flip")
+    if ff:
+        w(f"Test-time flip averaging (`facet-server --flip-average`, the same model, twice the compute per face): age "
+          f"MAE {ff['age_mae_years']:.2f} (vs {fm['age_mae_years']:.2f}), gender {ff['gender_accuracy']:.1%} "
+          f"(vs {fm['gender_accuracy']:.1%}), ethnicity {ff['ethnicity_accuracy']:.1%} "
+          f"(vs {fm['ethnicity_accuracy']:.1%}).")
+        w("")
+    if "age_interval_coverage" in fm:
+        w(f"facet's age interval (split-conformal, nominal {fm['age_interval_nominal']:.0%}, fitted on the validation "
+          f"split): **{fm['age_interval_coverage']:.1%}** of the held-out faces' true ages fell inside it; mean width "
+          f"{fm['age_interval_mean_width_years']:.1f} years.")
+        w("")
+    cal = f["job"].get("calibration", {})
+    if cal:
+        w(f"Temperature scaling fitted on {cal.get('n', 0)} validation faces: T = {cal.get('gender_temperature', 1):.3f} "
+          f"(gender), {cal.get('ethnicity_temperature', 1):.3f} (ethnicity); validation ECE gender "
+          f"{cal.get('gender_ece_before', 0):.3f} -> {cal.get('gender_ece_after', 0):.3f}, ethnicity "
+          f"{cal.get('ethnicity_ece_before', 0):.3f} -> {cal.get('ethnicity_ece_after', 0):.3f}. The reference "
+          "serves its raw softmax.")
+        w("")
+    w("## Where the models are weak")
+    w("")
+    w("![Age error by decade](accuracy-age-by-decade.png)")
+    w("")
+    for dim, title in (("ethnicity", "By ethnicity"), ("gender", "By gender"), ("age_decade", "By age decade")):
+        w(f"### {title}")
+        w("")
+        w("| group | n | facet age MAE | ref age MAE | facet gender | ref gender | facet ethnicity | ref ethnicity |")
+        w("|---|---|---|---|---|---|---|---|")
+        for group, a in fm["groups"][dim].items():
+            b = rm["groups"][dim][group]
+            if a["n"] == 0:
+                continue
+            w(f"| {group} | {a['n']} | {a['age_mae_years']:.2f} | {b['age_mae_years']:.2f} | "
+              f"{a['gender_accuracy']:.1%} | {b['gender_accuracy']:.1%} | {a['ethnicity_accuracy']:.1%} | "
+              f"{b['ethnicity_accuracy']:.1%} |")
+        w("")
+    w("### Ethnicity confusion (rows: true, columns: predicted)")
+    w("")
+    for name, mm in (("facet", fm), ("reference", rm)):
+        w(f"{name}:")
+        w("")
+        w("| true \\ predicted | " + " | ".join(ETHNICITIES) + " | recall |")
+        w("|---|" + "---|" * (len(ETHNICITIES) + 1))
+        for i, counts in enumerate(mm["ethnicity_confusion"]):
+            total = sum(counts)
+            w(f"| {ETHNICITIES[i]} | " + " | ".join(str(c) for c in counts) +
+              f" | {counts[i] / total:.1%} |" if total else f"| {ETHNICITIES[i]} | " + " | ".join("0" for _ in counts) +
+              " | - |")
+        w("")
+    study = results.get("weighting_study")
+    if study:
+        w("## Weighting study")
+        w("")
+        w(f"The same facet recipe and budget ({study['minutes']:g} minutes each), changing only the loss weighting. "
+          f"`fixed` is {FIXED_WEIGHTS} (age, gender, ethnicity): the reference's learned weights at the end of a "
+          "28-epoch run, rounded. Evaluated on utkface-sample.")
+        w("")
+        w("| weighting | epochs | age MAE | gender | ethnicity | final log-variances |")
+        w("|---|---|---|---|---|---|")
+        for name, s in study["runs"].items():
+            mm = s["metrics"]
+            lv = s["job"]["history"][-1].get("log_variances", [])
+            w(f"| {name} | {s['epochs']} | {mm['age_mae_years']:.2f} | {mm['gender_accuracy']:.1%} | "
+              f"{mm['ethnicity_accuracy']:.1%} | {', '.join(f'{x:.2f}' for x in lv) or '-'} |")
+        w("")
+    notes = os.path.join(HERE, "notes.md")
+    if os.path.exists(notes):
+        w(open(notes).read().rstrip())
+        w("")
+    with open(out_path, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    log(f"wrote {out_path}")
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build-release"))
+    parser.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "utkface-train"))
+    parser.add_argument("--sample", default=os.path.join(ROOT, "..", "shared", "data", "utkface-sample"))
+    parser.add_argument("--minutes", type=float, default=45.0, help="training budget of each side")
+    parser.add_argument("--study", choices=["weighting"], help="also train facet once per loss weighting")
+    parser.add_argument("--study-minutes", type=float, default=0, help="budget of each study run (default --minutes)")
+    parser.add_argument("--max-images", type=int, default=0, help="seeded subset of --data (0: all; for a smoke run)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "accuracy.md"))
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the JSON")
+    args = parser.parse_args()
+    json_path = os.path.splitext(args.out)[0] + ".json"
+    if args.report_only:
+        results = json.load(open(json_path))
+        plot(results, os.path.join(os.path.dirname(args.out), "accuracy-age-by-decade.png"))
+        report(results, args.out)
+        return 0
+    for path in (args.data, args.sample, REFERENCE):
+        if not os.path.exists(path):
+            print(f"SKIP: {path} is absent (make accuracy needs ../shared's data and reference)")
+            return 77
+    args.data, args.sample = os.path.abspath(args.data), os.path.abspath(args.sample)
+    args.n_images = sum(1 for n in os.listdir(args.data) if labels_of(n))
+    args.subset = []
+    if args.max_images:
+        args.n_images = min(args.n_images, args.max_images)
+        args.subset = ["--max-images", str(args.max_images)]
+    budget_s = args.minutes * 60
+    results = {"minutes": args.minutes, "n_images": args.n_images}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
+    # The data root is utkface-train's parent; facetctl reads the sample's files itself and sends them to Predict.
+    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    try:
+        results["facet"] = train_facet(args, server, budget_s)
+        if args.study:
+            study_s = (args.study_minutes or args.minutes) * 60
+            runs = {}
+            for name, extra in (("equal", ["--loss", "equal"]),
+                                ("fixed", ["--loss", "fixed", "--fixed-weights", FIXED_WEIGHTS]),
+                                ("uncertainty-seed", ["--loss", "uncertainty-seed"]),
+                                ("uncertainty (Kendall)", ["--loss", "uncertainty"])):
+                if name.startswith("uncertainty (") and study_s == budget_s:
+                    runs[name] = results["facet"]  # the main run is this one
+                else:
+                    runs[name] = train_facet(args, server, study_s, extra, label=f"study {name}")
+            results["weighting_study"] = {"minutes": study_s / 60, "runs": runs}
+    finally:
+        server.stop()
+    results["facet"]["predictions_flip"] = flip_average_predictions(args, results["facet"]["job"]["model_id"], tmp)
+    results["reference"] = train_reference(args, budget_s, tmp)
+    for side in ("facet", "reference"):
+        results[side]["metrics"] = metrics(results[side]["predictions"])
+    results["facet"]["metrics_flip"] = metrics(results["facet"]["predictions_flip"])
+    for run in results.get("weighting_study", {}).get("runs", {}).values():
+        run["metrics"] = metrics(run["predictions"])
+    # Both sides must have answered every labelled face of the sample, and facet with an interval each.
+    expected = sum(1 for n in os.listdir(args.sample) if labels_of(n) and n.lower().endswith(".jpg"))
+    for side in ("facet", "reference"):
+        if results[side]["metrics"]["n"] != expected:
+            raise SystemExit(f"{side} answered {results[side]['metrics']['n']} of {expected} sample faces")
+    if "age_interval_coverage" not in results["facet"]["metrics"]:
+        raise SystemExit("facet's answers carry no age interval")
+    results["machine"] = machine()
+    shutil.rmtree(tmp, ignore_errors=True)
+    # Per-image answers stay beside the build (megabytes); the report's JSON keeps the metrics.
+    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
+    with open(predictions_path, "w") as out:
+        json.dump(strip_predictions(results), out)
+    log(f"wrote {predictions_path}")
+    with open(json_path, "w") as out:
+        json.dump(results, out, indent=1)
+    log(f"wrote {json_path}")
+    plot(results, os.path.join(os.path.dirname(args.out), "accuracy-age-by-decade.png"))
+    report(results, args.out)
+    fm, rm = results["facet"]["metrics"], results["reference"]["metrics"]
+    print(f"{'':22s} {'facet':>10s} {'reference':>10s}")
+    for key in ("age_mae_years", "gender_accuracy", "ethnicity_accuracy", "gender_ece", "ethnicity_ece"):
+        print(f"{key:22s} {fm[key]:10.4f} {rm[key]:10.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
