@@ -490,9 +490,11 @@ TEST(ServerRestart, AJobRunningWhenTheServerIsKilledResumesFromItsCheckpoint) {
 
 TEST(ServerRestart, SigtermMidEpochCheckpointsThatStepAndTheRestartedJobContinuesThere) {
   testing::TempDir root;
-  WriteSyntheticDataset(root / "data/faces", {/*count=*/320, /*image_size=*/64});
+  // 48 steps per epoch at 64 px: epoch 2 lasts several of the server's 0.5 s progress intervals, so a progress
+  // event from inside it reaches the watcher however fast the machine is.
+  WriteSyntheticDataset(root / "data/faces", {/*count=*/960, /*image_size=*/64});
   auto config = TinyJob(1, 2);
-  config.set_image_size(64);  // 16 steps per epoch, each long enough for the signal to land mid-epoch
+  config.set_image_size(64);
   std::string job_id;
   {
     ServerProcess server(root / "data", root / "state");
