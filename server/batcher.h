@@ -22,7 +22,7 @@ namespace facet::server {
 class Metrics;
 
 struct BatcherOptions {
-  int max_batch_size = 32;
+  int max_batch_size = 64;  // the throughput ceiling is flat from 32 to 64 on CPU; 64 keeps the GPU busier
   std::chrono::microseconds max_queue_delay{2000};
   size_t max_queued_images = 1024;  // past this, Enqueue refuses (RESOURCE_EXHAUSTED)
 };

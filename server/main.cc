@@ -27,7 +27,7 @@ facet::FlagSet MakeFlags() {
   f.String("device", "auto", "cpu, cuda, cuda:N or auto (cuda when available)", "FACET_DEVICE");
   f.Int("threads", 0, "LibTorch intra-op threads; 0 = all cores", "FACET_THREADS");
   f.Int("concurrent-jobs", 1, "training jobs that run at the same time", "FACET_CONCURRENT_JOBS");
-  f.Int("max-batch-size", 32, "largest Predict batch per forward pass", "FACET_MAX_BATCH_SIZE");
+  f.Int("max-batch-size", 64, "largest Predict batch per forward pass", "FACET_MAX_BATCH_SIZE");
   f.Int("max-queue-delay-us", 2000, "longest wait for a Predict batch to fill, microseconds",
         "FACET_MAX_QUEUE_DELAY_US");
   f.Int("max-queued-images", 1024, "Predict queue bound; past it RESOURCE_EXHAUSTED", "FACET_MAX_QUEUED_IMAGES");

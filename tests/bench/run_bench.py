@@ -25,6 +25,7 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PYTHON = "/usr/bin/python3"
+SERVING_MAX_BATCH = 64  # facet-server's default --max-batch-size
 REFERENCE = os.path.join(ROOT, "..", "shared", "reference", "mtl_reference.py")
 
 
@@ -117,15 +118,20 @@ def serving(args, build, tmp, model_file, faces_dir):
     os.makedirs(data_root, exist_ok=True)
     shutil.copy(model_file, os.path.join(data_root, "model.pt"))
     results = {}
-    for mode, extra in (("batching", ["--max-batch-size=32", "--max-queue-delay-us=2000"]),
-                        ("no_batching", ["--max-batch-size=1", "--max-queue-delay-us=0"])):
+    # The server's defaults (max batch 64, 2 ms), batching off, and max batch 32 at c=64 to show the trade-off.
+    for mode, extra, concurrencies in (
+            ("batching", [f"--max-batch-size={SERVING_MAX_BATCH}", "--max-queue-delay-us=2000"], args.concurrency),
+            ("no_batching", ["--max-batch-size=1", "--max-queue-delay-us=0"], args.concurrency),
+            ("batching_32", ["--max-batch-size=32", "--max-queue-delay-us=2000"], [c for c in args.concurrency if c == 64])):
+        if not concurrencies:
+            continue
         server = Server(build, data_root, os.path.join(tmp, f"state-{mode}"), extra)
         try:
             model = subprocess.run(server.ctl + ["register", "model.pt"], check=True, stdout=subprocess.PIPE,
                                    text=True).stdout.split()[1]
             subprocess.run(server.ctl + ["activate", model], check=True, stdout=subprocess.DEVNULL)
             rows, rss = [], []
-            for concurrency in args.concurrency:
+            for concurrency in concurrencies:
                 before = scrape(server.metrics)
                 sampler_stop = threading.Event()
 
@@ -216,13 +222,16 @@ def main():
         results["train"] = train
         results["loader"] = run_json(bench + ["loader", "--data", args.data, "--images", str(min(images, 1024)),
                                               "--workers-list", "0,1,2"])
-        results["infer"] = run_json(bench + ["infer", "--arch", "resnet34"])
-        ref = run_json([PYTHON, REFERENCE, "infer-bench", "--arch", "resnet34", "--size", "64", "--threads", "2"])[-1]
+        batches = ["1", "8", "32", str(SERVING_MAX_BATCH), "128"]
+        results["infer"] = run_json(bench + ["infer", "--arch", "resnet34", "--batches", ",".join(batches)])
+        ref = run_json([PYTHON, REFERENCE, "infer-bench", "--arch", "resnet34", "--size", "64", "--threads", "2",
+                        "--batch-sizes", *batches])[-1]
         results["infer_reference"] = ref["results"]
         results["ceiling"] = run_json(bench + ["ceiling", "--data", args.sample, "--batches", "1,8,16,32,64"])
         results["flops"] = {arch: model_flops(arch, 64) for arch in ("resnet34", "resnet18")}
         model_file = os.path.join(tmp, "model.pt")
         run_json(bench + ["export", "--arch", "resnet34", "--out", model_file])
+        results["serving_max_batch"] = SERVING_MAX_BATCH
         results["serving"] = serving(args, args.build, tmp, model_file, args.sample)
         results["memory"] = memory(args.build, tmp, args.data)
     finally:
