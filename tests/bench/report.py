@@ -189,7 +189,7 @@ def main(json_path, out_path):
         # batch-32 forwards would need a throughput of at least 64 clients / that bound.
         bound32 = 2 + 2 * forward_ms.get(32, float("nan"))
         needed = 64 / (bound32 / 1000.0)
-        best_served = max(row["images_per_s"] for mode in c64.values() for row in [mode])
+        best_served = max(row["images_per_s"] for row in c64.values())
         text = (f"The p99 bound is taken at the server's maximum batch ({max_batch}). At c=64 the batches actually "
                 f"formed average {on['mean_batch']:.1f} images (clients answered together come back together, and "
                 f"the first of them closes a batch after the 2 ms delay). Measured against batches of that size the "
