@@ -10,6 +10,8 @@ PACKAGES=(
   # ML: CPU LibTorch. The serial OpenBLAS replaces the reference BLAS (~15x faster matmul); the pthread/OpenMP
   # builds are avoided on purpose: their thread-local storage stops prometheus-cpp's HTTP threads from starting.
   libtorch-dev libopenblas0-serial
+  # data-parallel training: the headers of Gloo, which c10d's ProcessGroupGloo includes
+  libgloo-dev
   # image decode, augmentation, face detection (Haar cascades live in opencv-data)
   libopencv-dev opencv-data
   # service: gRPC, Protobuf, logs, metrics, embedded store

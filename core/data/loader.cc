@@ -15,6 +15,12 @@ namespace facet {
 UtkFaceLoader::UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& options)
     : samples_(std::move(samples)), options_(options), augmenter_(options.augment_options, options.image_size) {
   if (options.batch_size < 1) throw std::invalid_argument("loader batch_size must be >= 1");
+  if (options.num_shards < 1 || options.shard < 0 || options.shard >= options.num_shards ||
+      options.batch_size % options.num_shards != 0) {
+    throw std::invalid_argument("loader shard " + std::to_string(options.shard) + " of " +
+                                std::to_string(options.num_shards) + " cannot split batches of " +
+                                std::to_string(options.batch_size) + " evenly");
+  }
   if (options.workers < 0 || options.prefetch_batches < 1) {
     throw std::invalid_argument("loader needs workers >= 0 and prefetch_batches >= 1");
   }
@@ -51,9 +57,14 @@ void UtkFaceLoader::StartEpoch(uint64_t epoch_seed, int64_t first_batch) {
   changed_.notify_all();
 }
 
-std::vector<size_t> UtkFaceLoader::BatchIndicesLocked(int64_t batch_index) const {
-  const size_t begin = static_cast<size_t>(batch_index) * options_.batch_size;
-  const size_t end = std::min(order_.size(), begin + options_.batch_size);
+std::vector<size_t> UtkFaceLoader::BatchIndicesLocked(int64_t batch_index, int64_t* first_position) const {
+  const size_t batch_begin = static_cast<size_t>(batch_index) * options_.batch_size;
+  const size_t batch_end = std::min(order_.size(), batch_begin + options_.batch_size);
+  // A partial last batch (validation keeps it) is split as evenly as possible.
+  const size_t n = batch_end - batch_begin, shards = static_cast<size_t>(options_.num_shards);
+  const size_t begin = batch_begin + n * options_.shard / shards;
+  const size_t end = batch_begin + n * (options_.shard + 1) / shards;
+  *first_position = static_cast<int64_t>(begin);
   return std::vector<size_t>(order_.begin() + begin, order_.begin() + end);
 }
 
@@ -87,7 +98,7 @@ Batch UtkFaceLoader::BuildBatch(const std::vector<size_t>& indices, int64_t firs
 void UtkFaceLoader::WorkerLoop() {
   while (true) {
     std::vector<size_t> indices;
-    int64_t batch_index = 0;
+    int64_t batch_index = 0, first_position = 0;
     uint64_t generation = 0, seed = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -99,11 +110,11 @@ void UtkFaceLoader::WorkerLoop() {
       batch_index = next_to_claim_++;
       generation = epoch_generation_;
       seed = epoch_seed_;
-      indices = BatchIndicesLocked(batch_index);
+      indices = BatchIndicesLocked(batch_index, &first_position);
     }
     Slot slot;
     try {
-      slot.batch = BuildBatch(indices, batch_index * options_.batch_size, seed);
+      slot.batch = BuildBatch(indices, first_position, seed);
     } catch (...) {
       slot.error = std::current_exception();
     }
@@ -124,10 +135,11 @@ std::optional<Batch> UtkFaceLoader::Next() {
       if (next_to_return_ >= num_batches_) return std::nullopt;
       if (workers_.empty()) {
         const int64_t index = next_to_return_++;
-        const std::vector<size_t> indices = BatchIndicesLocked(index);
+        int64_t first_position = 0;
+        const std::vector<size_t> indices = BatchIndicesLocked(index, &first_position);
         const uint64_t seed = epoch_seed_;
         lock.unlock();
-        Batch batch = BuildBatch(indices, index * options_.batch_size, seed);
+        Batch batch = BuildBatch(indices, first_position, seed);
         if (batch.size() > 0) return batch;
         continue;
       }

@@ -25,6 +25,11 @@ struct LoaderOptions {
   int workers = 2;              // 0: decode on the calling thread inside Next()
   int prefetch_batches = 4;     // batches decoded ahead of the consumer (bounds memory)
   bool pin_memory = false;      // page-locked batches for fast, non-blocking host-to-GPU copies (CUDA only)
+  // Data-parallel training: batch_size is the global batch, and this process gets its share `shard` of
+  // `num_shards` equal slices of every batch (batch_size must divide evenly). Order and augmentation are those of
+  // the one-process run, so the ranks together see exactly what one process would.
+  int shard = 0;
+  int num_shards = 1;
 };
 
 // Thread contract: StartEpoch and Next are called from one consumer thread; the workers are internal.
@@ -52,7 +57,8 @@ class UtkFaceLoader final : public BatchSource {
     std::exception_ptr error;
   };
   Batch BuildBatch(const std::vector<size_t>& indices, int64_t first_position, uint64_t epoch_seed);
-  std::vector<size_t> BatchIndicesLocked(int64_t batch_index) const;  // mutex_ held
+  // This shard's part of a batch: its sample indices and the epoch position of the first. mutex_ held.
+  std::vector<size_t> BatchIndicesLocked(int64_t batch_index, int64_t* first_position) const;
   void WorkerLoop();
 
   // Constant after construction.

@@ -15,7 +15,7 @@ ScanResult ScanNonEmpty(const std::string& folder) {
 
 }  // namespace
 
-TrainingData OpenTrainingData(const TrainingConfig& config) {
+TrainingData OpenTrainingData(const TrainingConfig& config, DataShard shard) {
   TrainingData data;
   ScanResult scan = ScanNonEmpty(config.data_dir);
   data.train_report = scan.report;
@@ -41,6 +41,12 @@ TrainingData OpenTrainingData(const TrainingConfig& config) {
   train_options.drop_last = true;
   train_options.augment = config.augment.enabled;
   train_options.augment_options = config.augment;
+  train_options.shard = shard.index;
+  train_options.num_shards = shard.count;
+  if (shard.count > 1) {
+    const size_t n = validation.size(), k = static_cast<size_t>(shard.count), i = static_cast<size_t>(shard.index);
+    validation = std::vector<Sample>(validation.begin() + n * i / k, validation.begin() + n * (i + 1) / k);
+  }
   data.train = std::make_unique<UtkFaceLoader>(std::move(train), train_options);
   data.validation = std::make_unique<UtkFaceLoader>(std::move(validation), validation_options);
   return data;

@@ -1,6 +1,8 @@
 #include "core/train/trainer.h"
 
 #include "core/device.h"
+#include "core/distributed/distributed_group.h"
+#include "core/distributed/gradient_reducer.h"
 #include "core/model/state_dict.h"
 #include "core/seed.h"
 #include "core/train/checkpoint.h"
@@ -28,6 +30,34 @@ std::array<double, kNumTasks> ToArray(const torch::Tensor& t) {
   return {cpu[0].item<double>(), cpu[1].item<double>(), cpu[2].item<double>()};
 }
 
+// LabelledOutputs as one float64 matrix of rows (age, 2 gender logits, 5 ethnicity logits, 3 labels) for gathering.
+constexpr int64_t kOutputColumns = 1 + kNumGenders + kNumEthnicities + 3;
+
+torch::Tensor PackRows(const LabelledOutputs& d) {
+  const auto col = [](const torch::Tensor& t) { return t.to(torch::kDouble).reshape({t.size(0), -1}); };
+  return torch::cat({col(d.outputs.age), col(d.outputs.gender), col(d.outputs.ethnicity), col(d.age), col(d.gender),
+                     col(d.ethnicity)},
+                    1);
+}
+
+LabelledOutputs UnpackRows(const torch::Tensor& rows) {
+  if (rows.dim() != 2 || rows.size(1) != kOutputColumns) throw std::logic_error("gathered outputs of the wrong shape");
+  LabelledOutputs d;
+  int64_t c = 0;
+  const auto take = [&](int64_t n) {
+    auto t = rows.narrow(1, c, n);
+    c += n;
+    return t;
+  };
+  d.outputs.age = take(1).squeeze(1).to(torch::kFloat);
+  d.outputs.gender = take(kNumGenders).to(torch::kFloat).contiguous();
+  d.outputs.ethnicity = take(kNumEthnicities).to(torch::kFloat).contiguous();
+  d.age = take(1).squeeze(1).to(torch::kFloat);
+  d.gender = take(1).squeeze(1).to(torch::kLong);
+  d.ethnicity = take(1).squeeze(1).to(torch::kLong);
+  return d;
+}
+
 void PruneCheckpoints(const std::string& folder) {
   const auto paths = ListCheckpoints(folder);
   for (size_t i = kCheckpointsKept; i < paths.size(); ++i) std::filesystem::remove(paths[i]);
@@ -39,9 +69,14 @@ double ValidationScore(const EpochMetrics& m) {
   return m.validation.task_losses[0] + m.validation.task_losses[1] + m.validation.task_losses[2];
 }
 
-Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation)
-    : config_(std::move(config)), train_(train), validation_(validation), device_(c10::kCPU) {
+Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation, DistributedGroup* group)
+    : config_(std::move(config)), train_(train), validation_(validation), device_(c10::kCPU), group_(group) {
   ValidateTrainingConfig(config_);
+  const int processes = group_ ? group_->world_size() : 1;
+  if (processes != config_.world_size) {
+    throw std::invalid_argument("world_size: the config asks for " + std::to_string(config_.world_size) +
+                                " processes but " + std::to_string(processes) + " joined");
+  }
   try {
     device_ = ResolveDevice(config_.device);
   } catch (const std::invalid_argument& e) {
@@ -84,9 +119,77 @@ Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validat
   groups.emplace_back(loss_->parameters(),
                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
   optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+  if (group_) {
+    auto state = ModelState();
+    group_->Broadcast(state);  // every rank starts from rank 0's weights
+  }
 }
 
 Trainer::~Trainer() = default;
+
+bool Trainer::is_primary() const { return group_ == nullptr || group_->is_primary(); }
+
+std::vector<at::Tensor> Trainer::ModelState() {
+  std::vector<at::Tensor> state;
+  for (const auto& t : model_->parameters()) state.push_back(t.detach());
+  for (const auto& t : model_->buffers()) state.push_back(t);
+  for (const auto& t : loss_->parameters()) state.push_back(t.detach());
+  return state;
+}
+
+void Trainer::AverageBatchNormStatistics() {
+  torch::NoGradGuard no_grad;
+  for (auto& buffer : model_->buffers()) {
+    if (!buffer.is_floating_point()) continue;  // num_batches_tracked is the same on every rank
+    buffer.div_(group_->world_size());
+    group_->AllReduceSum(buffer);
+  }
+}
+
+LabelledOutputs Trainer::CollectValidationOutputs() {
+  LabelledOutputs local = CollectOutputs(model_, validation_, device_);
+  if (!group_) return local;
+  return UnpackRows(group_->AllGatherRows(PackRows(local)).cpu());
+}
+
+int Trainer::ResumeFromCheckpoint(TrainResult& result) {
+  int epochs_completed = 0;
+  int64_t partial_steps = 0;
+  if (!config_.checkpoint_dir.empty()) {
+    for (const auto& path : ListCheckpoints(config_.checkpoint_dir)) {
+      try {
+        CheckpointState state = LoadCheckpoint(path, model_, *loss_, *optimizer_);
+        epochs_completed = state.epochs_completed;
+        result.history = std::move(state.history);
+        result.resumed_from_epoch = epochs_completed;
+        if (state.partial) partial_steps = state.partial->steps;
+        resume_partial_ = std::move(state.partial);
+        break;
+      } catch (const std::runtime_error&) {
+        continue;  // torn or corrupt: fall back to the previous checkpoint
+      }
+    }
+  }
+  if (group_) {
+    // Every rank must resume at the same point; the optimizer state is not broadcast, so each reads it itself.
+    const auto where = group_->AllGatherRows(torch::tensor({{static_cast<int64_t>(epochs_completed), partial_steps}},
+                                                           torch::kLong)).cpu();
+    for (int r = 0; r < group_->world_size(); ++r) {
+      if (where[r][0].item<int64_t>() != where[0][0].item<int64_t>() ||
+          where[r][1].item<int64_t>() != where[0][1].item<int64_t>()) {
+        throw std::runtime_error(
+            "rank " + std::to_string(r) + " found a checkpoint at epoch " + std::to_string(where[r][0].item<int64_t>()) +
+            " step " + std::to_string(where[r][1].item<int64_t>()) + " but rank 0 at epoch " +
+            std::to_string(where[0][0].item<int64_t>()) + " step " + std::to_string(where[0][1].item<int64_t>()) +
+            " in '" + config_.checkpoint_dir + "': every rank must read the same checkpoint folder (shared storage "
+            "across hosts)");
+      }
+    }
+    auto state = ModelState();
+    group_->Broadcast(state);
+  }
+  return epochs_completed;
+}
 
 void Trainer::ConfigureStage(Stage stage) {
   const bool frozen = stage == Stage::kFrozen;
@@ -99,6 +202,17 @@ void Trainer::ConfigureStage(Stage stage) {
     const double mid = std::sqrt(sc.lr_min * sc.lr_max);
     group_max_lrs_ = {sc.lr_min, mid, sc.lr_max, sc.lr_max};
   }
+  if (group_) {
+    std::vector<at::Tensor> trainable;
+    for (const auto& p : model_->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    for (const auto& p : loss_->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    reducer_.reset();  // its hooks go before the new reducer's are added
+    reducer_ = std::make_unique<GradientReducer>(*group_, std::move(trainable));
+  }
 }
 
 bool Trainer::StopRequested(const TrainerCallbacks& callbacks) const {
@@ -107,21 +221,7 @@ bool Trainer::StopRequested(const TrainerCallbacks& callbacks) const {
 
 TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   TrainResult result;
-  int epochs_completed = 0;
-  if (!config_.checkpoint_dir.empty()) {
-    for (const auto& path : ListCheckpoints(config_.checkpoint_dir)) {
-      try {
-        CheckpointState state = LoadCheckpoint(path, model_, *loss_, *optimizer_);
-        epochs_completed = state.epochs_completed;
-        result.history = std::move(state.history);
-        result.resumed_from_epoch = epochs_completed;
-        resume_partial_ = std::move(state.partial);
-        break;
-      } catch (const std::runtime_error&) {
-        continue;  // torn or corrupt: fall back to the previous checkpoint
-      }
-    }
-  }
+  const int epochs_completed = ResumeFromCheckpoint(result);
 
   const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
   stopped_ = suspended_ = false;
@@ -159,7 +259,9 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the process-wide generator
     generator.set_state(partial.rng_state);
   } else {
-    torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)));
+    // Each rank its own dropout draws (rank 0's are those of a one-process run).
+    const uint64_t rank = group_ ? static_cast<uint64_t>(group_->rank()) : 0;
+    torch::manual_seed(MixSeed(config_.seed, static_cast<uint64_t>(epoch)) + rank);
   }
   train_.StartEpoch(data_seed, partial.steps);
   model_->train();
@@ -171,11 +273,18 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   int64_t step = partial.steps, images = partial.images;
   auto train_seconds_so_far = [&] { return partial.seconds + Seconds(start); };
   while (auto batch = train_.Next()) {
-    if (StopRequested(callbacks)) {
+    bool stop = StopRequested(callbacks);
+    bool suspend = !stop && callbacks.should_suspend && callbacks.should_suspend();
+    if (group_) {  // all ranks stop at the same step, or the others would wait in a collective
+      const auto any = group_->AnyRank({stop, suspend});
+      stop = any[0];
+      suspend = !stop && any[1];
+    }
+    if (stop) {
       stopped_ = true;
       return;
     }
-    if (callbacks.should_suspend && callbacks.should_suspend()) {
+    if (suspend) {
       const auto sums = ToArray(task_loss_sum);
       Suspend(epoch, PartialEpoch{step, loss_sum, sums, images, train_seconds_so_far(),
                                   at::detail::getDefaultCPUGenerator().get_state()},
@@ -217,7 +326,9 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     for (auto& group : optimizer_->param_groups()) {
       for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
     }
+    if (reducer_) reducer_->PrepareForBackward();
     loss.backward();
+    if (reducer_) reducer_->FinishBackward();
     optimizer_->step();
 
     loss_sum += loss_value;
@@ -239,6 +350,14 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     }
   }
   const double train_seconds = train_seconds_so_far();
+  if (group_) {  // the epoch's losses over every rank's batches, its images over all ranks
+    auto sums = torch::cat({torch::tensor({loss_sum, static_cast<double>(images)}, torch::kDouble), task_loss_sum});
+    group_->AllReduceSum(sums);
+    loss_sum = sums[0].item<double>() / group_->world_size();
+    images = static_cast<int64_t>(sums[1].item<double>());
+    task_loss_sum = sums.narrow(0, 2, kNumTasks) / group_->world_size();
+    AverageBatchNormStatistics();
+  }
 
   EpochMetrics m;
   m.stage = stage;
@@ -248,11 +367,11 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   m.log_variances = ToArray(loss_->LogVariances());
   m.effective_weights = ToArray(loss_->EffectiveWeights());
   m.images_per_s = images / std::max(train_seconds, 1e-9);
-  m.validation = Evaluate(model_, *loss_, validation_, device_);
+  m.validation = ComputeMetrics(CollectValidationOutputs(), *loss_);
   m.seconds = train_seconds_so_far();
   result.history.push_back(m);
 
-  if (!config_.checkpoint_dir.empty()) {
+  if (!config_.checkpoint_dir.empty() && is_primary()) {
     SaveCheckpoint(CheckpointPath(config_.checkpoint_dir, epoch), model_, *loss_, *optimizer_,
                    CheckpointState{epoch, result.history});
     PruneCheckpoints(config_.checkpoint_dir);
@@ -262,14 +381,15 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
 
 void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result) {
   stopped_ = suspended_ = true;
-  if (config_.checkpoint_dir.empty() || partial.steps == 0) return;  // nothing new since the epoch checkpoint
+  // Nothing new since the epoch checkpoint, or not this rank's to write.
+  if (config_.checkpoint_dir.empty() || partial.steps == 0 || !is_primary()) return;
   SaveCheckpoint(MidEpochCheckpointPath(config_.checkpoint_dir, epoch - 1, partial.steps), model_, *loss_,
                  *optimizer_, CheckpointState{epoch - 1, result.history, partial});
   PruneCheckpoints(config_.checkpoint_dir);
 }
 
 CalibrationReport Trainer::Calibrate(double age_coverage) {
-  CalibrationReport report = FitCalibration(CollectOutputs(model_, validation_, device_), age_coverage);
+  CalibrationReport report = FitCalibration(CollectValidationOutputs(), age_coverage);
   calibration_ = report.calibration;
   return report;
 }

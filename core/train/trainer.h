@@ -24,6 +24,9 @@ class AdamW;
 
 namespace facet {
 
+class DistributedGroup;
+class GradientReducer;
+
 enum class Stage { kFrozen = 1, kUnfrozen = 2 };
 
 struct StepProgress {
@@ -73,6 +76,7 @@ struct TrainResult {
   int resumed_from_epoch = 0;         // 0 when the run started fresh
 };
 
+// In a data-parallel run every callback runs on every rank; progress and metrics are the same on all of them.
 struct TrainerCallbacks {
   std::function<void(const StepProgress&)> on_step;
   std::function<void(const EpochMetrics&)> on_epoch;
@@ -93,7 +97,12 @@ class Trainer {
  public:
   // Validates the config (std::invalid_argument naming the field), builds the model on the chosen device and
   // loads the pretrained encoder if one is configured. The sources must outlive the trainer.
-  Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation);
+  // Data-parallel: `group` joins config.world_size processes, each with its shard of the data (OpenTrainingData
+  // with a DataShard). Rank 0's initial weights go to all; gradients are averaged every step, so weights stay
+  // identical; BatchNorm statistics are averaged at the end of each epoch; validation metrics and the calibration
+  // are computed over all ranks' outputs; only rank 0 writes checkpoints. Stopping and suspending are agreed on
+  // every step (any rank's request stops all at the same step). A peer that dies makes the next collective throw.
+  Trainer(TrainingConfig config, BatchSource& train, BatchSource& validation, DistributedGroup* group = nullptr);
   ~Trainer();
 
   // Trains to the end, or until should_stop; resumes from the newest readable checkpoint in
@@ -118,6 +127,11 @@ class Trainer {
   void RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks, TrainResult& result);
   bool StopRequested(const TrainerCallbacks& callbacks) const;
   void Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result);
+  bool is_primary() const;
+  std::vector<at::Tensor> ModelState();       // parameters and buffers of the model and the loss
+  void AverageBatchNormStatistics();
+  LabelledOutputs CollectValidationOutputs();  // the whole validation set, gathered from every rank
+  int ResumeFromCheckpoint(TrainResult& result);  // epochs completed
 
   TrainingConfig config_;
   BatchSource& train_;
@@ -129,8 +143,10 @@ class Trainer {
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
   bool stopped_ = false;
   bool suspended_ = false;
-  std::optional<PartialEpoch> resume_partial_;
-  Calibration calibration_;  // from a mid-epoch checkpoint, for the next epoch that runs
+  std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs
+  Calibration calibration_;
+  DistributedGroup* group_ = nullptr;
+  std::unique_ptr<GradientReducer> reducer_;  // for the current stage's trainable parameters
 };
 
 }  // namespace facet

@@ -71,6 +71,11 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   if (c.threads < 0 || c.threads > 1024) Fail("threads", "must be in [0, 1024] (0 = all cores)");
   if (c.loader_workers < 0 || c.loader_workers > 64) Fail("loader_workers", "must be in [0, 64]");
   if (c.precision != "fp32" && c.precision != "bf16") Fail("precision", "must be fp32 or bf16");
+  if (c.world_size < 1 || c.world_size > 1024) Fail("world_size", "must be in [1, 1024]");
+  if (c.batch_size % c.world_size != 0) {
+    Fail("world_size", "batch_size " + std::to_string(c.batch_size) + " (the global batch) does not split evenly over " +
+                           std::to_string(c.world_size) + " processes");
+  }
 }
 
 }  // namespace facet

@@ -46,6 +46,9 @@ struct TrainingConfig {
   std::string precision = "fp32";
   bool channels_last = false;  // NHWC memory format for the convolutions: faster on GPUs (tensor cores), not on CPUs
   std::string checkpoint_dir;   // when set: a checkpoint after every epoch, and resume from the latest there
+  // Data-parallel processes (see core/distributed): batch_size stays the global batch, each process takes
+  // batch_size / world_size of it, so schedules and results match a one-process run.
+  int world_size = 1;
 };
 
 // Throws std::invalid_argument whose message starts with the offending field's name ("batch_size: must be ...").
