@@ -33,6 +33,7 @@ std::string ReadPem(const std::string& path) {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& o) {
   grpc::ChannelArguments args;
+  if (!o.load_balancing.empty()) args.SetLoadBalancingPolicyName(o.load_balancing);
   const bool tls = o.tls || !o.tls_ca_file.empty() || !o.tls_cert_file.empty() || !o.tls_server_name.empty();
   if (!tls) return grpc::CreateCustomChannel(o.address, grpc::InsecureChannelCredentials(), args);
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
@@ -70,8 +71,17 @@ FacetClient::FacetClient(const ConnectionOptions& options)
       timeout_(options.timeout),
       authorization_(options.token.empty() ? "" : "Bearer " + options.token) {}
 
+namespace {
+ConnectionOptions PlainConnection(const std::string& address, std::chrono::milliseconds timeout) {
+  ConnectionOptions options;
+  options.address = address;
+  options.timeout = timeout;
+  return options;
+}
+}  // namespace
+
 FacetClient::FacetClient(const std::string& address, std::chrono::milliseconds timeout)
-    : FacetClient(ConnectionOptions{address, timeout}) {}
+    : FacetClient(PlainConnection(address, timeout)) {}
 
 std::unique_ptr<grpc::ClientContext> FacetClient::Context() const {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -128,6 +138,67 @@ void FacetClient::WatchJob(const std::string& id, const std::function<void(const
   while (reader->Read(&event)) on_event(event);
   const grpc::Status status = reader->Finish();
   if (!status.ok()) throw RpcError("WatchJob", status);
+}
+
+void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& on_model,
+                                   const std::function<void(grpc::ClientContext*)>& on_start) {
+  grpc::ClientContext context;  // no deadline: a follower watches for as long as it runs
+  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
+  if (on_start) on_start(&context);
+  auto reader = models_->WatchActiveModel(&context, v1::WatchActiveModelRequest());
+  v1::Model model;
+  while (reader->Read(&model)) {
+    try {
+      on_model(model);
+    } catch (...) {  // end the stream properly before the error leaves
+      context.TryCancel();
+      reader->Finish();
+      throw;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) throw RpcError("WatchActiveModel", status);
+}
+
+std::string FacetClient::DownloadModel(const std::string& id, const std::string& path, int64_t max_bytes) {
+  v1::DownloadModelRequest request;
+  request.set_id(id);
+  grpc::ClientContext context;
+  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
+  context.set_deadline(std::chrono::system_clock::now() + std::max(timeout_, std::chrono::milliseconds(600000)));
+  auto reader = models_->DownloadModel(&context, request);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot write '" + path + "'");
+  v1::ModelChunk chunk;
+  std::string sha256;
+  int64_t total = -1, received = 0;
+  while (reader->Read(&chunk)) {
+    if (total < 0) {
+      total = chunk.total_bytes();
+      sha256 = chunk.sha256();
+      if (total > max_bytes) {
+        context.TryCancel();
+        reader->Finish();
+        throw std::runtime_error("model " + id + " is " + std::to_string(total) + " bytes, over the limit of " +
+                                 std::to_string(max_bytes));
+      }
+    }
+    received += static_cast<int64_t>(chunk.data().size());
+    if (received > total) {
+      context.TryCancel();
+      reader->Finish();
+      throw std::runtime_error("model " + id + ": more bytes than the announced " + std::to_string(total));
+    }
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) throw RpcError("DownloadModel", status);
+  out.close();
+  if (!out || received != total) {
+    throw std::runtime_error("model " + id + ": received " + std::to_string(received) + " of " +
+                             std::to_string(total) + " bytes");
+  }
+  return sha256;
 }
 
 v1::ListModelsResponse FacetClient::ListModels() {

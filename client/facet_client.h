@@ -36,6 +36,9 @@ struct ConnectionOptions {
   std::string tls_cert_file;    // client certificate, for servers that require mutual TLS
   std::string tls_key_file;
   std::string tls_server_name;  // overrides the name checked against the server's certificate
+  // gRPC load-balancing policy, e.g. "round_robin": spread calls over every address the target resolves to
+  // (`dns:///replicas.example:7070`, or `ipv4:10.0.0.1:7070,10.0.0.2:7070`). Empty: gRPC's pick_first.
+  std::string load_balancing;
 };
 
 class FacetClient {
@@ -54,6 +57,12 @@ class FacetClient {
   v1::Model GetModel(const std::string& id);
   v1::Model ActivateModel(const std::string& id);
   v1::Model RegisterModel(const std::string& path);
+  // Calls on_model with the active model, then with each newly activated one, until the stream fails (throws
+  // RpcError) or `context` (handed to on_start, e.g. to TryCancel it from another thread) is cancelled.
+  void WatchActiveModel(const std::function<void(const v1::Model&)>& on_model,
+                        const std::function<void(grpc::ClientContext*)>& on_start = {});
+  // Writes model `id`'s file to `path` (at most max_bytes); returns the SHA-256 the server announced.
+  std::string DownloadModel(const std::string& id, const std::string& path, int64_t max_bytes);
 
   v1::PredictResponse Predict(const v1::PredictRequest& request);
 

@@ -60,7 +60,10 @@ const char kUsage[] =
 
 FlagSet CommandFlags(const std::string& usage) {
   FlagSet f(usage);
-  f.String("server", "localhost:7070", "facet-server address", "FACET_SERVER");
+  f.String("server", "localhost:7070", "facet-server address (any gRPC target, e.g. dns:///replicas:7070)",
+           "FACET_SERVER");
+  f.String("load-balancing", "", "gRPC load-balancing policy, e.g. round_robin: spread calls over every address "
+           "--server resolves to (Predict replicas)", "FACET_LOAD_BALANCING");
   f.Double("timeout", 30, "per-call deadline in seconds");
   f.String("token", "", "API token (sent as a Bearer token)", "FACET_TOKEN");
   f.String("token-file", "", "file whose first line is the API token", "FACET_TOKEN_FILE");
@@ -90,6 +93,7 @@ facet::client::ConnectionOptions ConnectionFromFlags(const FlagSet& f) {
   o.tls_cert_file = f.GetString("tls-cert");
   o.tls_key_file = f.GetString("tls-key");
   o.tls_server_name = f.GetString("tls-server-name");
+  o.load_balancing = f.GetString("load-balancing");
   return o;
 }
 
@@ -197,6 +201,10 @@ void PrintJob(const v1::Job& job) {
               static_cast<unsigned long long>(c.seed()));
   std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
               FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
+  if (job.config().world_size() > 1) {
+    std::printf("processes  %d (rendezvous %s)\n", job.config().world_size(),
+                job.rendezvous().empty() ? "not yet" : job.rendezvous().c_str());
+  }
   if (job.resumed_from_epoch() > 0) std::printf("resumed    after epoch %d\n", job.resumed_from_epoch());
   if (!job.model_id().empty()) std::printf("produced   %s\n", job.model_id().c_str());
   if (job.history_size() > 0) {
@@ -233,6 +241,9 @@ void DefineTrainingFlags(FlagSet& f) {
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
   f.Int("workers", 2, "decode/augment threads");
   f.String("precision", "fp32", "fp32, or bf16: bfloat16 autocast in the training step (faster, less precise)");
+  f.Int("world-size", 1, "data-parallel training processes (one per GPU); the --batch is split between them");
+  f.Int("local-processes", 0, "of --world-size, how many the server starts on its host (0: all); the rest join "
+        "from other hosts with `facet-server train-worker`");
   f.String("config", "", "a file of flag=value lines (same names as these flags); command-line flags win");
   f.Bool("watch", false, "follow the job until it ends");
 }
@@ -304,6 +315,10 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   c.set_pretrained_encoder(f.GetString("pretrained"));
   if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));
   if (f.IsSet("precision")) c.set_precision(f.GetString("precision"));
+  if (f.IsSet("world-size")) c.set_world_size(static_cast<int>(f.GetInt("world-size")));
+  if (f.IsSet("local-processes") && f.GetInt("local-processes") != 0) {
+    c.set_local_processes(static_cast<int>(f.GetInt("local-processes")));
+  }
   return c;
 }
 

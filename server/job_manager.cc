@@ -1,15 +1,26 @@
 #include "server/job_manager.h"
 
 #include "core/data/training_data.h"
+#include "core/distributed/distributed_group.h"
+#include "core/file_util.h"
 #include "core/train/trainer.h"
 #include "server/proto_convert.h"
 #include "server/status.h"
+#include "server/worker_group.h"
 
+#include <arpa/inet.h>
+#include <google/protobuf/text_format.h>
 #include <google/protobuf/util/time_util.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -94,6 +105,15 @@ TrainingConfig JobManager::ResolveConfig(const v1::TrainingConfig& request) cons
 v1::Job JobManager::Submit(const v1::TrainingConfig& request) {
   if (request.data_dir().empty()) throw StatusError(grpc::StatusCode::INVALID_ARGUMENT, "data_dir: is required");
   const TrainingConfig config = ResolveConfig(request);
+  if (request.has_local_processes() &&
+      (request.local_processes() < 1 || request.local_processes() > config.world_size)) {
+    throw StatusError(grpc::StatusCode::INVALID_ARGUMENT,
+                      "local_processes: must be in [1, world_size=" + std::to_string(config.world_size) + "]");
+  }
+  if (config.world_size > 1 && !DistributedTrainingAvailable()) {
+    throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
+                      "world_size: this server was built without distributed training (no c10d Gloo headers)");
+  }
   // Refuse now what could only fail later: folders without usable images, or too few for one batch.
   const ScanResult scan = ScanUtkFaceFolder(config.data_dir);
   if (scan.samples.empty()) {
@@ -119,6 +139,7 @@ v1::Job JobManager::Submit(const v1::TrainingConfig& request) {
   job.mutable_config()->set_data_dir(request.data_dir());  // as the user named them, relative to the data root
   job.mutable_config()->set_val_dir(request.val_dir());
   job.mutable_config()->set_pretrained_encoder(request.pretrained_encoder());
+  if (request.has_local_processes()) job.mutable_config()->set_local_processes(request.local_processes());
   job.mutable_progress()->set_total_epochs(config.frozen.epochs + config.unfrozen.epochs);
   *job.mutable_created_at() = TimeUtil::GetCurrentTime();
   store_.PutJob(job);
@@ -238,7 +259,232 @@ void JobManager::WorkerLoop() {
   }
 }
 
-void JobManager::RunJob(v1::Job job) {
+struct JobManager::JobRun {
+  explicit JobRun(v1::Job j) : job(std::move(j)) {}
+  v1::Job job;
+  std::mutex mutex;  // reports arrive on this thread, but readers copy `job` under it
+  SteadyClock::time_point last_progress = SteadyClock::now() - std::chrono::hours(1);
+  const SteadyClock::time_point started = SteadyClock::now();
+  int64_t first_step = -1;       // the global step this process started at (after a resume, not 0)
+  double best_score = INFINITY;  // ValidationScore of the best epoch this process has seen
+};
+
+struct JobManager::TrainingOutcome {
+  std::vector<v1::EpochMetrics> history;  // the trainer's, restored from the checkpoint and then extended
+  int best_epoch = 0;
+  int resumed_from_epoch = 0;
+  bool cancelled = false;
+  bool suspended = false;
+  std::string model_id;  // set when a model was exported
+  v1::Calibration calibration;
+};
+
+namespace {
+
+// The same quantity as core's ValidationScore, from the API's message.
+double ValidationScore(const v1::EpochMetrics& m) {
+  return m.validation().age_loss() + m.validation().gender_loss() + m.validation().ethnicity_loss();
+}
+
+void LogCalibration(const std::string& id, const v1::Calibration& c) {
+  spdlog::info("job {} calibrated on {} validation images: T gender {:.3f}, ethnicity {:.3f}; ECE gender "
+               "{:.4f} -> {:.4f}, ethnicity {:.4f} -> {:.4f}; {:.0f}% age interval x/÷ {:.3f}",
+               id, c.n(), c.gender_temperature(), c.ethnicity_temperature(), c.gender_ece_before(),
+               c.gender_ece_after(), c.ethnicity_ece_before(), c.ethnicity_ece_after(), 100 * c.age_coverage(),
+               std::exp(c.age_log_halfwidth()));
+}
+
+int FreeTcpPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t length = sizeof(address);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(std::string("cannot find a free port for the rendezvous: ") + std::strerror(errno));
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+bool JobManager::CancelRequested(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancel_requested_.count(id) > 0;
+}
+
+void JobManager::ReportProgress(JobRun& run, v1::Progress progress) {
+  const auto now = SteadyClock::now();
+  const bool final_step = progress.global_step() == progress.total_steps();
+  if (!final_step && now - run.last_progress < std::chrono::duration<double>(options_.progress_interval_s)) return;
+  run.last_progress = now;
+  if (run.first_step < 0) run.first_step = progress.global_step() - 1;
+  const double elapsed = std::chrono::duration<double>(now - run.started).count();
+  const int64_t done_steps = progress.global_step() - run.first_step;
+  progress.set_eta_seconds(done_steps > 0 ? elapsed / done_steps * (progress.total_steps() - progress.global_step())
+                                          : 0.0);
+  v1::JobEvent event;
+  *event.mutable_progress() = progress;
+  {
+    std::lock_guard<std::mutex> lock(run.mutex);
+    *run.job.mutable_progress() = progress;
+  }
+  metrics_.RecordProgress(run.job.id(), progress);
+  Publish(run.job.id(), event, false);
+}
+
+void JobManager::ReportEpoch(JobRun& run, const v1::EpochMetrics& m) {
+  v1::JobEvent event;
+  *event.mutable_epoch() = m;
+  {
+    std::lock_guard<std::mutex> lock(run.mutex);
+    *run.job.add_history() = m;
+    *run.job.mutable_latest() = m;
+    if (ValidationScore(m) < run.best_score) {
+      run.best_score = ValidationScore(m);
+      *run.job.mutable_best() = m;
+    }
+    store_.PutJob(run.job);
+  }
+  const auto& v = m.validation();
+  spdlog::info("job {} epoch {}/{} stage {}: train_loss {:.4f} val_loss {:.4f} age_rmse {:.4f} age_mae {:.2f}y "
+               "gender_acc {:.4f} ethnicity_acc {:.4f} log_vars [{:.3f} {:.3f} {:.3f}] {:.1f} img/s",
+               run.job.id(), m.epoch(), run.job.progress().total_epochs(), m.stage(), m.train_loss(), v.loss(),
+               v.age_rmse(), v.age_mae_years(), v.gender_accuracy(), v.ethnicity_accuracy(),
+               m.log_variances_size() > 2 ? m.log_variances(0) : 0.0, m.log_variances_size() > 2 ? m.log_variances(1) : 0.0,
+               m.log_variances_size() > 2 ? m.log_variances(2) : 0.0, m.images_per_s());
+  metrics_.RecordEpoch(run.job.id(), m);
+  Publish(run.job.id(), event, false);
+}
+
+JobManager::TrainingOutcome JobManager::TrainInProcess(JobRun& run, const TrainingConfig& config) {
+  const std::string& id = run.job.id();
+  TrainingData data = OpenTrainingData(config);
+  spdlog::info("job {} data: {}", id, data.train_report.Summary());
+  Trainer trainer(config, *data.train, *data.validation);
+
+  TrainerCallbacks callbacks;
+  callbacks.should_stop = [&] { return CancelRequested(id); };
+  callbacks.should_suspend = [&] {  // shutdown: checkpoint this step, resume here on the next start
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  };
+  callbacks.on_step = [&](const StepProgress& p) { ReportProgress(run, ToProto(p, 0.0)); };
+  callbacks.on_epoch = [&](const EpochMetrics& m) { ReportEpoch(run, ToProto(m)); };
+  const TrainResult result = trainer.Run(callbacks);
+
+  TrainingOutcome outcome;
+  for (const auto& m : result.history) outcome.history.push_back(ToProto(m));
+  outcome.best_epoch = result.best_epoch;
+  outcome.resumed_from_epoch = result.resumed_from_epoch;
+  outcome.cancelled = result.cancelled;
+  outcome.suspended = result.suspended;
+  if (!result.cancelled && !result.suspended) {
+    outcome.calibration = ToProto(trainer.Calibrate());
+    outcome.model_id = ModelRegistry::NewModelId();
+    trainer.ExportModel(models_.PathFor(outcome.model_id));
+  }
+  return outcome;
+}
+
+JobManager::TrainingOutcome JobManager::TrainDistributed(JobRun& run, const TrainingConfig& config,
+                                                         int local_processes) {
+  const std::string id = run.job.id();
+  const fs::path job_dir = fs::path(options_.state_dir) / "jobs" / id;
+  const std::string model_id = ModelRegistry::NewModelId();
+
+  internal::WorkerTask task;
+  task.set_job_id(id);
+  *task.mutable_config() = ToProtoConfig(config);  // resolved paths
+  task.set_device(config.device);
+  // The local ranks share this host's cores (on a GPU host their CPU threads feed the GPUs).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options_.threads > 0 ? options_.threads : cores;
+  task.set_threads(std::max(1, threads / local_processes));
+  // Absolute paths: the file also serves ranks started by hand, from any folder.
+  task.set_checkpoint_dir(fs::absolute(config.checkpoint_dir).string());
+  task.set_export_path(fs::absolute(models_.PathFor(model_id)).string());
+  task.set_master_addr(options_.rendezvous_address);
+  task.set_master_port(FreeTcpPort());
+  task.set_rendezvous_timeout_s(options_.rendezvous_timeout_s);
+  task.set_collective_timeout_s(options_.collective_timeout_s);
+  std::string task_text;
+  google::protobuf::TextFormat::PrintToString(task, &task_text);
+  const std::string task_file = (job_dir / "worker-task.txtpb").string();
+  fs::create_directories(job_dir);
+  WriteFileAtomically(task_file, task_text);
+  {
+    std::lock_guard<std::mutex> lock(run.mutex);
+    run.job.set_rendezvous(task.master_addr() + ":" + std::to_string(task.master_port()));
+    store_.PutJob(run.job);
+  }
+
+  WorkerLaunch launch;
+  launch.executable = options_.worker_executable.empty() ? fs::read_symlink("/proc/self/exe").string()
+                                                         : options_.worker_executable;
+  launch.task_file = task_file;
+  launch.log_dir = job_dir.string();
+  launch.world_size = config.world_size;
+  launch.local_processes = local_processes;
+  launch.master_addr = task.master_addr();
+  launch.master_port = task.master_port();
+  spdlog::info("job {}: starting {} of {} training processes, rendezvous {}:{} (task {})", id, local_processes,
+               config.world_size, launch.master_addr, launch.master_port, task_file);
+  WorkerGroup workers(launch);
+
+  std::optional<internal::WorkerResult> result;
+  bool cancel_sent = false, suspend_sent = false;
+  while (true) {
+    while (auto event = workers.NextEvent(std::chrono::milliseconds(100))) {
+      if (event->has_progress()) ReportProgress(run, event->progress());
+      if (event->has_epoch()) ReportEpoch(run, event->epoch());
+      if (event->has_result()) result = event->result();
+      if (!event->has_progress()) break;  // look at signals and exits between bursts
+    }
+    if (!cancel_sent && CancelRequested(id)) {
+      workers.SignalAll(SIGUSR1);
+      cancel_sent = true;
+    }
+    bool stopping = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping = stopping_;
+    }
+    if (!suspend_sent && stopping) {
+      workers.SignalAll(SIGTERM);
+      suspend_sent = true;
+    }
+    if (auto failure = workers.CheckExits()) {
+      workers.KillAll();
+      throw std::runtime_error("data-parallel training failed: " + *failure);
+    }
+    if (workers.AllExited()) break;
+  }
+  while (auto event = workers.NextEvent(std::chrono::milliseconds(0))) {
+    if (event->has_epoch()) ReportEpoch(run, event->epoch());
+    if (event->has_result()) result = event->result();
+  }
+  if (!result) throw std::runtime_error("the training workers exited without reporting a result");
+
+  TrainingOutcome outcome;
+  outcome.history.assign(result->history().begin(), result->history().end());
+  outcome.best_epoch = result->best_epoch();
+  outcome.resumed_from_epoch = result->resumed_from_epoch();
+  outcome.cancelled = result->cancelled();
+  outcome.suspended = result->suspended();
+  if (result->has_calibration()) {
+    outcome.model_id = model_id;
+    outcome.calibration = result->calibration();
+  }
+  return outcome;
+}
+
+void JobManager::RunJob(v1::Job initial) {
+  JobRun run(std::move(initial));
+  v1::Job& job = run.job;
   const std::string id = job.id();
   const bool resuming = job.state() == v1::JOB_STATE_RUNNING;
   job.set_state(v1::JOB_STATE_RUNNING);
@@ -247,105 +493,43 @@ void JobManager::RunJob(v1::Job job) {
   PersistAndPublish(job);
   spdlog::info("job {} {}", id, resuming ? "resuming" : "running");
 
-  std::mutex job_mutex;  // the callbacks run on this thread, but Publish readers copy `job` under it
-  auto last_progress = SteadyClock::now() - std::chrono::hours(1);
-  const auto started = SteadyClock::now();
-  int64_t first_step = -1;  // the global step this process started at (after a resume, not 0)
-  double best_score = INFINITY;  // ValidationScore of the best epoch this process has seen
   try {
     TrainingConfig config = ResolveConfig(job.config());
     config.checkpoint_dir = (fs::path(options_.state_dir) / "jobs" / id / "checkpoints").string();
-    TrainingData data = OpenTrainingData(config);
-    spdlog::info("job {} data: {}", id, data.train_report.Summary());
-    Trainer trainer(config, *data.train, *data.validation);
-
-    TrainerCallbacks callbacks;
-    callbacks.should_stop = [&] {
-      std::lock_guard<std::mutex> lock(mutex_);
-      return cancel_requested_.count(id) > 0;
-    };
-    callbacks.should_suspend = [&] {  // shutdown: checkpoint this step, resume here on the next start
-      std::lock_guard<std::mutex> lock(mutex_);
-      return stopping_;
-    };
-    callbacks.on_step = [&](const StepProgress& p) {
-      const auto now = SteadyClock::now();
-      const bool final_step = p.global_step == p.total_steps;
-      if (!final_step && now - last_progress < std::chrono::duration<double>(options_.progress_interval_s)) return;
-      last_progress = now;
-      if (first_step < 0) first_step = p.global_step - 1;
-      const double elapsed = std::chrono::duration<double>(now - started).count();
-      const int64_t done_steps = p.global_step - first_step;
-      const double eta = done_steps > 0 ? elapsed / done_steps * (p.total_steps - p.global_step) : 0.0;
-      v1::JobEvent event;
-      *event.mutable_progress() = ToProto(p, eta);
-      {
-        std::lock_guard<std::mutex> lock(job_mutex);
-        *job.mutable_progress() = event.progress();
-      }
-      metrics_.RecordProgress(id, event.progress());
-      Publish(id, event, false);
-    };
-    callbacks.on_epoch = [&](const EpochMetrics& m) {
-      v1::JobEvent event;
-      *event.mutable_epoch() = ToProto(m);
-      {
-        std::lock_guard<std::mutex> lock(job_mutex);
-        *job.add_history() = event.epoch();
-        *job.mutable_latest() = event.epoch();
-        if (ValidationScore(m) < best_score) {
-          best_score = ValidationScore(m);
-          *job.mutable_best() = event.epoch();
-        }
-        store_.PutJob(job);
-      }
-      const auto& v = m.validation;
-      spdlog::info("job {} epoch {}/{} stage {}: train_loss {:.4f} val_loss {:.4f} age_rmse {:.4f} age_mae {:.2f}y "
-                   "gender_acc {:.4f} ethnicity_acc {:.4f} log_vars [{:.3f} {:.3f} {:.3f}] {:.1f} img/s",
-                   id, m.epoch, job.progress().total_epochs(), static_cast<int>(m.stage), m.train_loss, v.loss,
-                   v.age_rmse, v.age_mae_years, v.gender_accuracy, v.ethnicity_accuracy, m.log_variances[0],
-                   m.log_variances[1], m.log_variances[2], m.images_per_s);
-      metrics_.RecordEpoch(id, event.epoch());
-      Publish(id, event, false);
-    };
-
-    const TrainResult result = trainer.Run(callbacks);
+    const int local_processes =
+        job.config().has_local_processes() ? job.config().local_processes() : config.world_size;
+    TrainingOutcome outcome = config.world_size > 1 ? TrainDistributed(run, config, local_processes)
+                                                    : TrainInProcess(run, config);
+    std::lock_guard<std::mutex> lock(run.mutex);
     // The trainer's history (restored from the checkpoint, then extended) is authoritative: a crash between a
     // checkpoint and the store update could have left the stored history one epoch short.
     job.clear_history();
-    for (const auto& m : result.history) *job.add_history() = ToProto(m);
-    if (!result.history.empty()) {
+    for (const auto& m : outcome.history) *job.add_history() = m;
+    if (!outcome.history.empty()) {
       *job.mutable_latest() = job.history(job.history_size() - 1);
-      if (result.best_epoch > 0) *job.mutable_best() = job.history(result.best_epoch - 1);
+      if (outcome.best_epoch > 0) *job.mutable_best() = job.history(outcome.best_epoch - 1);
     }
-    if (result.resumed_from_epoch > 0) {
-      job.set_resumed_from_epoch(result.resumed_from_epoch);
-      spdlog::info("job {} resumed after epoch {}", id, result.resumed_from_epoch);
+    if (outcome.resumed_from_epoch > 0) {
+      job.set_resumed_from_epoch(outcome.resumed_from_epoch);
+      spdlog::info("job {} resumed after epoch {}", id, outcome.resumed_from_epoch);
     }
-    if (result.suspended) {
+    if (outcome.suspended) {
       spdlog::info("job {} suspended by shutdown at epoch {}, step {}: it resumes there on the next start", id,
                    job.progress().epoch(), job.progress().step());
       store_.PutJob(job);  // stays RUNNING
       return;
     }
-    if (result.cancelled) {
+    if (outcome.cancelled) {
       job.set_state(v1::JOB_STATE_CANCELLED);
     } else {
-      const std::string model_id = ModelRegistry::NewModelId();
-      const CalibrationReport calibration = trainer.Calibrate();
-      spdlog::info("job {} calibrated on {} validation images: T gender {:.3f}, ethnicity {:.3f}; ECE gender "
-                   "{:.4f} -> {:.4f}, ethnicity {:.4f} -> {:.4f}; {:.0f}% age interval x/÷ {:.3f}",
-                   id, calibration.n, calibration.calibration.gender_temperature,
-                   calibration.calibration.ethnicity_temperature, calibration.gender_ece_before,
-                   calibration.gender_ece_after, calibration.ethnicity_ece_before, calibration.ethnicity_ece_after,
-                   100 * calibration.calibration.age_coverage, std::exp(calibration.calibration.age_log_halfwidth));
-      *job.mutable_calibration() = ToProto(calibration);
-      trainer.ExportModel(models_.PathFor(model_id));
-      job.set_model_id(model_id);
+      LogCalibration(id, outcome.calibration);
+      *job.mutable_calibration() = outcome.calibration;
+      job.set_model_id(outcome.model_id);
       job.set_state(v1::JOB_STATE_SUCCEEDED);
-      models_.AddTrained(model_id, job);
+      models_.AddTrained(outcome.model_id, job);
     }
   } catch (const std::exception& e) {
+    std::lock_guard<std::mutex> lock(run.mutex);
     job.set_state(v1::JOB_STATE_FAILED);
     job.set_error(e.what());
   }

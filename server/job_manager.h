@@ -25,6 +25,11 @@ struct JobManagerOptions {
   int threads = 0;               // LibTorch intra-op threads for training (0: all cores)
   int concurrent_jobs = 1;       // jobs that train at the same time
   double progress_interval_s = 0.5;  // at most this often a progress event per job
+  // Data-parallel jobs (world_size > 1) run as `WORKER_EXECUTABLE train-worker` processes.
+  std::string worker_executable;     // empty: this process's own executable
+  std::string rendezvous_address = "127.0.0.1";  // where rank 0's c10d store listens; other hosts must reach it
+  int rendezvous_timeout_s = 300;    // for every rank to join
+  int collective_timeout_s = 300;    // for one collective (a rank that dies on this host fails the job at once)
 };
 
 class JobManager {
@@ -57,10 +62,16 @@ class JobManager {
   void Unsubscribe(const std::string& id, uint64_t token);
 
  private:
-  struct Running;  // the live state of a job being trained
+  struct JobRun;           // the live state of a job being trained
+  struct TrainingOutcome;  // how its training ended
   void WorkerLoop();
   bool ClaimNext(v1::Job* job);
   void RunJob(v1::Job job);
+  TrainingOutcome TrainInProcess(JobRun& run, const TrainingConfig& config);
+  TrainingOutcome TrainDistributed(JobRun& run, const TrainingConfig& config, int local_processes);
+  void ReportProgress(JobRun& run, v1::Progress progress);
+  void ReportEpoch(JobRun& run, const v1::EpochMetrics& epoch);
+  bool CancelRequested(const std::string& id);
   void Publish(const std::string& id, const v1::JobEvent& event, bool last);
   void DeliverLocked(const std::string& id, const v1::JobEvent& event, bool last);  // subscribers_mutex_ held
   void PersistAndPublish(const v1::Job& job);

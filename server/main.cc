@@ -2,18 +2,21 @@
 #include "core/util/flag_set.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/train_worker.h"
 
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace {
 
 const char kUsage[] =
     "usage: facet-server [flags]\n"
+    "       facet-server train-worker --task FILE   (one rank of a data-parallel job; see train-worker --help)\n"
     "Trains and serves facet's multi-task face model (age, gender, ethnicity) over gRPC.\n"
     "Every flag can also be set through the environment variable shown; a flag on the command line wins.";
 
@@ -27,6 +30,16 @@ facet::FlagSet MakeFlags() {
   f.String("device", "auto", "cpu, cuda, cuda:N or auto (cuda when available)", "FACET_DEVICE");
   f.Int("threads", 0, "LibTorch intra-op threads; 0 = all cores", "FACET_THREADS");
   f.Int("concurrent-jobs", 1, "training jobs that run at the same time", "FACET_CONCURRENT_JOBS");
+  f.String("rendezvous-address", "127.0.0.1",
+           "data-parallel jobs: address of this host that their other ranks reach (c10d TCPStore of rank 0)",
+           "FACET_RENDEZVOUS_ADDRESS");
+  f.Int("rendezvous-timeout-s", 300, "data-parallel jobs: how long every rank has to join", "FACET_RENDEZVOUS_TIMEOUT_S");
+  f.Int("collective-timeout-s", 300, "data-parallel jobs: longest wait for one collective (a stuck or remote dead rank)",
+        "FACET_COLLECTIVE_TIMEOUT_S");
+  f.String("follow", "", "run as a Predict replica of this primary (host:port): serve its active model, refuse "
+           "training and model changes", "FACET_FOLLOW");
+  f.String("follow-token", "", "token for --follow (a `read` role suffices)", "FACET_FOLLOW_TOKEN");
+  f.String("follow-tls-ca", "", "PEM CA of the primary's certificate: reach --follow over TLS", "FACET_FOLLOW_TLS_CA");
   f.Int("max-batch-size", 64, "largest Predict batch per forward pass", "FACET_MAX_BATCH_SIZE");
   f.Int("max-queue-delay-us", 2000, "longest wait for a Predict batch to fill, microseconds",
         "FACET_MAX_QUEUE_DELAY_US");
@@ -56,6 +69,7 @@ facet::FlagSet MakeFlags() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "train-worker") return facet::server::RunTrainWorker(argc - 1, argv + 1);
   facet::FlagSet flags = MakeFlags();
   try {
     flags.Parse(argc, argv);
@@ -92,6 +106,12 @@ int main(int argc, char** argv) {
   options.device = flags.GetString("device");
   options.threads = static_cast<int>(flags.GetInt("threads"));
   options.concurrent_jobs = static_cast<int>(flags.GetInt("concurrent-jobs"));
+  options.rendezvous_address = flags.GetString("rendezvous-address");
+  options.rendezvous_timeout_s = static_cast<int>(flags.GetInt("rendezvous-timeout-s"));
+  options.collective_timeout_s = static_cast<int>(flags.GetInt("collective-timeout-s"));
+  options.follow = flags.GetString("follow");
+  options.follow_connection.token = flags.GetString("follow-token");
+  options.follow_connection.tls_ca_file = flags.GetString("follow-tls-ca");
   options.batching.max_batch_size = static_cast<int>(flags.GetInt("max-batch-size"));
   options.batching.max_queue_delay = std::chrono::microseconds(flags.GetInt("max-queue-delay-us"));
   options.batching.max_queued_images = static_cast<size_t>(flags.GetInt("max-queued-images"));

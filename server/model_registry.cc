@@ -115,6 +115,56 @@ v1::Model ModelRegistry::Activate(const std::string& id) {
   spdlog::info("model {} activated ({} {}px on {})", id, model.arch(), model.image_size(),
                Active()->predictor->device());
   if (on_active_change_) on_active_change_(id);
+  {
+    std::lock_guard<std::mutex> lock(subscribers_mutex_);
+    for (auto& [token, sink] : subscribers_) sink(model);
+  }
+  return model;
+}
+
+uint64_t ModelRegistry::SubscribeActive(std::function<void(const v1::Model&)> sink) {
+  std::lock_guard<std::mutex> lock(subscribers_mutex_);
+  // Under the subscribers lock: an activation that follows is delivered after this snapshot, never before.
+  if (const auto active = Active()) {
+    v1::Model model = Get(active->id);
+    model.set_active(true);
+    sink(model);
+  }
+  const uint64_t token = next_token_++;
+  subscribers_[token] = std::move(sink);
+  return token;
+}
+
+void ModelRegistry::UnsubscribeActive(uint64_t token) {
+  std::lock_guard<std::mutex> lock(subscribers_mutex_);
+  subscribers_.erase(token);
+}
+
+bool ModelRegistry::Has(const std::string& id, const std::string& sha256) {
+  const auto model = store_.GetModel(id);
+  return model && model->sha256() == sha256 && fs::exists(PathFor(id));
+}
+
+v1::Model ModelRegistry::AddReplica(const v1::Model& primary_model, const std::string& downloaded_path) {
+  const std::string& id = primary_model.id();
+  if (id.empty() || id.find_first_of("/\\.") != std::string::npos) {
+    throw StatusError(grpc::StatusCode::FAILED_PRECONDITION, "the primary sent a malformed model id '" + id + "'");
+  }
+  const std::string actual = Sha256HexOfFile(downloaded_path);
+  if (actual != primary_model.sha256()) {
+    throw StatusError(grpc::StatusCode::FAILED_PRECONDITION, "model " + id + " arrived with SHA-256 " + actual +
+                                                                 ", not the primary's " + primary_model.sha256());
+  }
+  try {
+    LoadExportedModel(downloaded_path, c10::kCPU);
+  } catch (const std::exception& e) {
+    throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
+                      "model " + id + " from the primary is not a facet export: " + e.what());
+  }
+  fs::rename(downloaded_path, PathFor(id));
+  v1::Model model = primary_model;
+  model.set_active(false);
+  store_.PutModel(model);
   return model;
 }
 

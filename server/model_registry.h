@@ -4,9 +4,12 @@
 #include "core/infer/predictor.h"
 #include "server/job_store.h"
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace facet::server {
@@ -41,6 +44,17 @@ class ModelRegistry {
 
   std::shared_ptr<const ServingModel> Active() const;
 
+  // Replicas: takes a model file downloaded from the primary, under the primary's id and metadata. Refuses
+  // (FAILED_PRECONDITION) a file whose SHA-256 is not the recorded one or that does not load; moves it in.
+  v1::Model AddReplica(const v1::Model& primary_model, const std::string& downloaded_path);
+  // Whether `id` is here with this SHA-256 (a replica that restarts need not download it again).
+  bool Has(const std::string& id, const std::string& sha256);
+
+  // Calls `sink` with the active model now (when there is one) and after every activation, until
+  // UnsubscribeActive. The sink runs under the registry's subscriber lock: it must not call back into it.
+  uint64_t SubscribeActive(std::function<void(const v1::Model&)> sink);
+  void UnsubscribeActive(uint64_t token);
+
  private:
   JobStore& store_;
   const std::string models_dir_;
@@ -49,6 +63,9 @@ class ModelRegistry {
   std::mutex activate_mutex_;  // one activation at a time
   mutable std::mutex active_mutex_;
   std::shared_ptr<const ServingModel> active_;  // guarded by active_mutex_
+  std::mutex subscribers_mutex_;
+  std::map<uint64_t, std::function<void(const v1::Model&)>> subscribers_;  // guarded by subscribers_mutex_
+  uint64_t next_token_ = 1;
 };
 
 }  // namespace facet::server

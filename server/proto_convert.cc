@@ -79,6 +79,7 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   c.pretrained_encoder = in.pretrained_encoder();
   if (in.has_loader_workers()) c.loader_workers = in.loader_workers();
   if (in.has_precision()) c.precision = in.precision();
+  if (in.has_world_size()) c.world_size = in.world_size();
   return c;
 }
 
@@ -112,6 +113,7 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   out.set_pretrained_encoder(c.pretrained_encoder);
   out.set_loader_workers(c.loader_workers);
   out.set_precision(c.precision);
+  out.set_world_size(c.world_size);
   return out;
 }
 

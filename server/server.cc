@@ -84,6 +84,9 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   job_options.device = options.device;
   job_options.threads = options.threads;
   job_options.concurrent_jobs = options.concurrent_jobs;
+  job_options.rendezvous_address = options.rendezvous_address;
+  job_options.rendezvous_timeout_s = options.rendezvous_timeout_s;
+  job_options.collective_timeout_s = options.collective_timeout_s;
   jobs_ = std::make_unique<JobManager>(job_options, *store_, *data_root_, *models_, *metrics_);
   batcher_ = std::make_unique<DynamicBatcher>(options.batching, metrics_.get());
   if (!options.face_cascade.empty()) {
@@ -107,8 +110,8 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   }
   const auto credentials = MakeCredentials(options);
 
-  training_service_ = std::make_unique<TrainingServiceImpl>(*jobs_, auth_.get());
-  model_service_ = std::make_unique<ModelServiceImpl>(*models_, *data_root_, auth_.get());
+  training_service_ = std::make_unique<TrainingServiceImpl>(*jobs_, auth_.get(), options.follow);
+  model_service_ = std::make_unique<ModelServiceImpl>(*models_, *data_root_, auth_.get(), options.follow);
   inference_service_ = std::make_unique<InferenceServiceImpl>(*models_, *batcher_, detector_.get(), *metrics_,
                                                               options.limits, auth_.get());
 
@@ -132,6 +135,14 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.ModelService", true);
   server_->GetHealthCheckService()->SetServingStatus("facet.v1.InferenceService", models_->Active() != nullptr);
   jobs_->Start();
+  if (!options.follow.empty()) {
+    FollowerOptions follower_options;
+    follower_options.primary = options.follow_connection;
+    follower_options.primary.address = options.follow;
+    follower_options.download_dir = (fs::path(options.state_dir) / "downloads").string();
+    follower_ = std::make_unique<ModelFollower>(follower_options, *models_);
+    spdlog::info("Predict replica: following the active model of primary {}", options.follow);
+  }
   spdlog::info("facet-server listening on {} (port {}, {}{}), metrics on {}, data root {}, state {}, device {}",
                listen_address, grpc_port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
                auth_ ? ", " + std::to_string(auth_->size()) + " tokens" : "",
@@ -148,6 +159,7 @@ void FacetServer::Shutdown(std::chrono::milliseconds grace) {
   shut_down_ = true;
   spdlog::info("shutting down: finishing in-flight requests (up to {} ms), checkpointing running jobs",
                grace.count());
+  follower_.reset();  // no model switch during shutdown
   jobs_->Stop();      // running jobs checkpoint their current step meanwhile, and stay RUNNING for the next start
   server_->Shutdown(std::chrono::system_clock::now() + grace);  // no new calls; in-flight Predicts finish
   jobs_.reset();      // waits for those checkpoints

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "server/batcher.h"
+#include "server/model_follower.h"
 #include "server/services.h"
 
 #include <chrono>
@@ -22,6 +23,13 @@ struct ServerOptions {
   std::string device = "auto";
   int threads = 0;               // LibTorch intra-op threads (0: all cores)
   int concurrent_jobs = 1;
+  std::string rendezvous_address = "127.0.0.1";  // data-parallel jobs: where rank 0's c10d store listens
+  int rendezvous_timeout_s = 300;
+  int collective_timeout_s = 300;
+  // Predict replica: follow this primary's active model (download, verify, activate) and serve it; training and
+  // model administration are refused here. Empty: a primary.
+  std::string follow;
+  client::ConnectionOptions follow_connection;  // token and TLS for reaching the primary (address: `follow`)
   BatcherOptions batching;
   InferenceLimits limits;
   int max_message_bytes = 64 << 20;
@@ -69,6 +77,7 @@ class FacetServer {
   std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ModelFollower> follower_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
 };

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <deque>
+#include <fstream>
+#include <optional>
 
 namespace facet::server {
 namespace {
@@ -41,9 +43,10 @@ grpc::ServerUnaryReactor* Unary(const char* method, grpc::CallbackServerContext*
 }
 
 // A server stream that fails before it starts (e.g. a caller without the role to watch).
-class FailedWrite final : public grpc::ServerWriteReactor<v1::JobEvent> {
+template <typename Message = v1::JobEvent>
+class FailedWrite final : public grpc::ServerWriteReactor<Message> {
  public:
-  explicit FailedWrite(const grpc::Status& status) { Finish(status); }
+  explicit FailedWrite(const grpc::Status& status) { this->Finish(status); }
   void OnDone() override { delete this; }
 };
 
@@ -195,6 +198,92 @@ class PredictCall {
   grpc::Status request_error_;
 };
 
+// Streams the active model to one client: at once, then after each activation. Only the newest pending model
+// is kept while a write is in flight (a follower only cares about the latest).
+class ActiveModelWatcher final : public grpc::ServerWriteReactor<v1::Model> {
+ public:
+  explicit ActiveModelWatcher(ModelRegistry& models) : models_(models) {
+    token_ = models_.SubscribeActive([this](const v1::Model& model) { Push(model); });
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status::CANCELLED);
+    WriteNextLocked();
+  }
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!writing_) FinishLocked(grpc::Status::CANCELLED);
+    cancelled_ = true;
+  }
+  void OnDone() override {
+    models_.UnsubscribeActive(token_);
+    delete this;
+  }
+
+ private:
+  void Push(const v1::Model& model) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_ = model;
+    WriteNextLocked();
+  }
+  void WriteNextLocked() {
+    if (writing_ || finished_ || cancelled_ || !pending_) return;
+    current_ = std::move(*pending_);
+    pending_.reset();
+    writing_ = true;
+    StartWrite(&current_);
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+  ModelRegistry& models_;
+  uint64_t token_ = 0;
+  std::mutex mutex_;
+  std::optional<v1::Model> pending_;
+  v1::Model current_;
+  bool writing_ = false, finished_ = false, cancelled_ = false;
+};
+
+// Streams a model file in chunks, reading the next while the previous is on the wire.
+class ModelDownload final : public grpc::ServerWriteReactor<v1::ModelChunk> {
+ public:
+  static constexpr size_t kChunkBytes = 1 << 20;
+  ModelDownload(const std::string& path, const std::string& sha256) : in_(path, std::ios::binary) {
+    if (!in_) {
+      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "the model's file is missing: " + path));
+      return;
+    }
+    in_.seekg(0, std::ios::end);
+    chunk_.set_total_bytes(static_cast<int64_t>(in_.tellg()));
+    in_.seekg(0);
+    chunk_.set_sha256(sha256);
+    WriteNext();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::CANCELLED);
+    chunk_.Clear();
+    WriteNext();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    std::string data(kChunkBytes, '\0');
+    in_.read(data.data(), static_cast<std::streamsize>(data.size()));
+    data.resize(static_cast<size_t>(in_.gcount()));
+    if (data.empty() && !first_) return Finish(grpc::Status::OK);
+    first_ = false;
+    chunk_.set_data(std::move(data));
+    StartWrite(&chunk_);
+  }
+  std::ifstream in_;
+  v1::ModelChunk chunk_;
+  bool first_ = true;
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------ training
@@ -202,7 +291,13 @@ class PredictCall {
 grpc::ServerUnaryReactor* TrainingServiceImpl::StartTraining(grpc::CallbackServerContext* context,
                                                              const v1::StartTrainingRequest* request,
                                                              v1::Job* response) {
-  return Unary("StartTraining", context, auth_, Role::kAdmin, [&] { *response = jobs_.Submit(request->config()); });
+  return Unary("StartTraining", context, auth_, Role::kAdmin, [&] {
+    if (!primary_.empty()) {
+      throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this server is a Predict replica of " + primary_ + ": train on the primary");
+    }
+    *response = jobs_.Submit(request->config());
+  });
 }
 
 grpc::ServerUnaryReactor* TrainingServiceImpl::GetJob(grpc::CallbackServerContext* context,
@@ -228,7 +323,7 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainingServiceImpl::WatchJob(grpc::Call
     Authorize(auth_, *context, Role::kRead);
   } catch (const StatusError& e) {
     spdlog::warn("WatchJob from {}: {}", context->peer(), e.what());
-    return new FailedWrite(ToStatus(e));
+    return new FailedWrite<>(ToStatus(e));
   }
   return new JobWatcher(jobs_, request->id());
 }
@@ -256,13 +351,47 @@ grpc::ServerUnaryReactor* ModelServiceImpl::GetModel(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ModelServiceImpl::ActivateModel(grpc::CallbackServerContext* context,
                                                           const v1::ActivateModelRequest* request,
                                                           v1::Model* response) {
-  return Unary("ActivateModel", context, auth_, Role::kAdmin, [&] { *response = models_.Activate(request->id()); });
+  return Unary("ActivateModel", context, auth_, Role::kAdmin, [&] {
+    RefuseOnReplica("activate");
+    *response = models_.Activate(request->id());
+  });
+}
+
+void ModelServiceImpl::RefuseOnReplica(const char* what) const {
+  if (primary_.empty()) return;
+  throw StatusError(grpc::StatusCode::FAILED_PRECONDITION, std::string("this server is a Predict replica of ") +
+                                                               primary_ + ": " + what + " models on the primary; "
+                                                               "replicas follow its active model");
+}
+
+grpc::ServerWriteReactor<v1::Model>* ModelServiceImpl::WatchActiveModel(grpc::CallbackServerContext* context,
+                                                                        const v1::WatchActiveModelRequest*) {
+  try {
+    Authorize(auth_, *context, Role::kRead);
+  } catch (const StatusError& e) {
+    spdlog::warn("WatchActiveModel from {}: {}", context->peer(), e.what());
+    return new FailedWrite<v1::Model>(ToStatus(e));
+  }
+  return new ActiveModelWatcher(models_);
+}
+
+grpc::ServerWriteReactor<v1::ModelChunk>* ModelServiceImpl::DownloadModel(grpc::CallbackServerContext* context,
+                                                                          const v1::DownloadModelRequest* request) {
+  try {
+    Authorize(auth_, *context, Role::kRead);
+    const v1::Model model = models_.Get(request->id());
+    return new ModelDownload(models_.PathFor(model.id()), model.sha256());
+  } catch (const StatusError& e) {
+    spdlog::warn("DownloadModel from {}: {}", context->peer(), e.what());
+    return new FailedWrite<v1::ModelChunk>(ToStatus(e));
+  }
 }
 
 grpc::ServerUnaryReactor* ModelServiceImpl::RegisterModel(grpc::CallbackServerContext* context,
                                                           const v1::RegisterModelRequest* request,
                                                           v1::Model* response) {
   return Unary("RegisterModel", context, auth_, Role::kAdmin, [&] {
+    RefuseOnReplica("register");
     *response = models_.Register(data_root_.Resolve(request->path(), "path", PathKind::kFile), request->path());
   });
 }

@@ -16,7 +16,9 @@ namespace facet::server {
 class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  public:
   // `auth` null: every caller may call every method (the server then listens on loopback only, unless told).
-  TrainingServiceImpl(JobManager& jobs, const TokenAuthenticator* auth) : jobs_(jobs), auth_(auth) {}
+  // `primary` set: this server is a Predict replica of that address, and refuses StartTraining.
+  TrainingServiceImpl(JobManager& jobs, const TokenAuthenticator* auth, std::string primary = "")
+      : jobs_(jobs), auth_(auth), primary_(std::move(primary)) {}
   grpc::ServerUnaryReactor* StartTraining(grpc::CallbackServerContext* context, const v1::StartTrainingRequest* request,
                                           v1::Job* response) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
@@ -31,12 +33,15 @@ class TrainingServiceImpl final : public v1::TrainingService::CallbackService {
  private:
   JobManager& jobs_;
   const TokenAuthenticator* auth_;
+  const std::string primary_;
 };
 
 class ModelServiceImpl final : public v1::ModelService::CallbackService {
  public:
-  ModelServiceImpl(ModelRegistry& models, const DataRoot& data_root, const TokenAuthenticator* auth)
-      : models_(models), data_root_(data_root), auth_(auth) {}
+  // `primary` set: a Predict replica of that address; it refuses ActivateModel and RegisterModel.
+  ModelServiceImpl(ModelRegistry& models, const DataRoot& data_root, const TokenAuthenticator* auth,
+                   std::string primary = "")
+      : models_(models), data_root_(data_root), auth_(auth), primary_(std::move(primary)) {}
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
@@ -45,11 +50,17 @@ class ModelServiceImpl final : public v1::ModelService::CallbackService {
                                           const v1::ActivateModelRequest* request, v1::Model* response) override;
   grpc::ServerUnaryReactor* RegisterModel(grpc::CallbackServerContext* context,
                                           const v1::RegisterModelRequest* request, v1::Model* response) override;
+  grpc::ServerWriteReactor<v1::Model>* WatchActiveModel(grpc::CallbackServerContext* context,
+                                                        const v1::WatchActiveModelRequest* request) override;
+  grpc::ServerWriteReactor<v1::ModelChunk>* DownloadModel(grpc::CallbackServerContext* context,
+                                                          const v1::DownloadModelRequest* request) override;
 
  private:
+  void RefuseOnReplica(const char* what) const;
   ModelRegistry& models_;
   const DataRoot& data_root_;
   const TokenAuthenticator* auth_;
+  const std::string primary_;
 };
 
 struct InferenceLimits {

@@ -372,15 +372,7 @@ TEST_F(FaultTest, AFullDiskWhileCheckpointingFailsTheJobCleanlyAndTheServerKeeps
   options.file_size_limit_bytes = 2 << 20;  // above the tiny model export, below its checkpoint (+ Adam state)
   Start(options);
   client().ActivateModel(client().RegisterModel("a.pt").id());
-  v1::TrainingConfig c;
-  c.set_data_dir("faces");
-  c.set_arch("resnet18");
-  c.set_base_width(8);
-  c.set_image_size(32);
-  c.set_batch_size(16);
-  c.mutable_frozen()->set_epochs(1);
-  c.mutable_unfrozen()->set_epochs(1);
-  const v1::Job submitted = client().StartTraining(c);
+  const v1::Job submitted = client().StartTraining(testing::TinyJob());
   client().WatchJob(submitted.id(), [](const v1::JobEvent&) {});
   const v1::Job job = client().GetJob(submitted.id());
   EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);

@@ -20,6 +20,19 @@
 
 namespace facet::testing {
 
+v1::TrainingConfig TinyJob(int frozen_epochs, int unfrozen_epochs) {
+  v1::TrainingConfig c;
+  c.set_data_dir("faces");
+  c.set_arch("resnet18");
+  c.set_base_width(8);
+  c.set_image_size(32);
+  c.set_batch_size(16);
+  c.mutable_frozen()->set_epochs(frozen_epochs);
+  c.mutable_unfrozen()->set_epochs(unfrozen_epochs);
+  c.set_loader_workers(1);
+  return c;
+}
+
 int FreeLoopbackPort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

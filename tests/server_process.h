@@ -15,6 +15,9 @@ namespace facet::testing {
 
 int FreeLoopbackPort();
 
+// A tiny, fast recipe on the folder "faces" of the data root: the point of these tests is the service, not accuracy.
+v1::TrainingConfig TinyJob(int frozen_epochs = 1, int unfrozen_epochs = 1);
+
 struct ServerProcessOptions {
   std::vector<std::string> extra_flags;
   client::ConnectionOptions connection;  // how client() connects; the address is filled in

@@ -22,20 +22,7 @@ using client::RpcError;
 using testing::CodeOf;
 using testing::ReadFile;
 using testing::ServerProcess;
-
-// A tiny, fast recipe: the point here is the service, not accuracy.
-v1::TrainingConfig TinyJob(int frozen_epochs = 1, int unfrozen_epochs = 1) {
-  v1::TrainingConfig c;
-  c.set_data_dir("faces");
-  c.set_arch("resnet18");
-  c.set_base_width(8);
-  c.set_image_size(32);
-  c.set_batch_size(16);
-  c.mutable_frozen()->set_epochs(frozen_epochs);
-  c.mutable_unfrozen()->set_epochs(unfrozen_epochs);
-  c.set_loader_workers(1);
-  return c;
-}
+using testing::TinyJob;
 
 v1::Job WaitForEnd(client::FacetClient& client, const std::string& id) {
   v1::Job last;

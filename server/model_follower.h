@@ -1,0 +1,48 @@
+// A Predict replica's link to its primary: watches the primary's active model and, whenever it changes,
+// downloads it (unless already here), verifies its SHA-256, and activates it. The replica keeps serving the model
+// it has while the primary is unreachable, and reconnects with backoff.
+#pragma once
+
+#include "client/facet_client.h"
+#include "server/model_registry.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace grpc {
+class ClientContext;
+}
+
+namespace facet::server {
+
+struct FollowerOptions {
+  client::ConnectionOptions primary;  // address and credentials of the primary
+  std::string download_dir;           // partial downloads live here until verified
+  int64_t max_model_bytes = 2LL << 30;
+  std::chrono::milliseconds max_backoff{5000};
+};
+
+class ModelFollower {
+ public:
+  ModelFollower(FollowerOptions options, ModelRegistry& models);
+  ~ModelFollower();  // stops the watch and waits for the thread
+  ModelFollower(const ModelFollower&) = delete;
+  ModelFollower& operator=(const ModelFollower&) = delete;
+
+ private:
+  void Run();
+  void Follow(const v1::Model& model);
+
+  const FollowerOptions options_;
+  ModelRegistry& models_;
+  client::FacetClient primary_;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool stopping_ = false;
+  grpc::ClientContext* watch_ = nullptr;  // the open watch, to cancel on stop; guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace facet::server
