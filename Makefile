@@ -21,7 +21,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 RELEASE_DIR ?= build-release
 
 .PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench \
-	accuracy accuracy-study release-build
+	bench-distributed accuracy accuracy-study release-build
 
 all: build
 
@@ -62,6 +62,10 @@ release-build: deps
 
 bench: release-build
 	@/usr/bin/python3 tests/bench/run_bench.py --build $(RELEASE_DIR)
+
+# Only the data-parallel section (1 vs 2 processes): a few minutes, the rest of docs/benchmarks.json is kept.
+bench-distributed: release-build
+	@/usr/bin/python3 tests/bench/run_bench.py --build $(RELEASE_DIR) --only distributed
 
 # Accuracy on real faces beside the Python reference, ACCURACY_MINUTES of training each: docs/accuracy.md.
 ACCURACY_MINUTES ?= 45

@@ -2,6 +2,7 @@
 // them beside the Python reference and writes docs/benchmarks.md). Not a test: it asserts nothing.
 //
 //   facet-bench train   --data DIR [--arch resnet34] [--size 64] [--batch 64] [--images 2048] [--workers 1]
+//                       (data-parallel when WORLD_SIZE > 1: one process per rank, torchrun's environment)
 //   facet-bench infer   [--arch resnet34] [--size 64] [--batches 1,8,32,128] [--serving-copy]
 //   facet-bench loader  --data DIR [--size 64] [--batch 64] [--images 2048] [--workers 0,1,2]
 //   facet-bench conv    (3x3, 64 channels, 56x56, batch 32: the machine's convolution throughput)
@@ -13,6 +14,7 @@
 #include "core/data/training_data.h"
 #include "core/data/utkface_dataset.h"
 #include "core/device.h"
+#include "core/distributed/distributed_group.h"
 #include "core/file_util.h"
 #include "core/infer/predictor.h"
 #include "core/train/checkpoint.h"
@@ -77,8 +79,14 @@ int Train(const facet::FlagSet& f) {
   config.loader_workers = static_cast<int>(f.GetInt("workers"));
   config.device = f.GetString("device");
   config.precision = f.GetString("precision");
-  facet::TrainingData data = facet::OpenTrainingData(config);
-  facet::Trainer trainer(config, *data.train, *data.validation);
+  std::unique_ptr<facet::DistributedGroup> group;
+  const facet::RendezvousSettings rendezvous = facet::RendezvousFromEnvironment({});
+  if (rendezvous.world_size > 1) {
+    group = facet::DistributedGroup::Join(rendezvous, facet::ResolveDevice(config.device));
+    config.world_size = rendezvous.world_size;
+  }
+  facet::TrainingData data = facet::OpenTrainingData(config, {rendezvous.rank, rendezvous.world_size});
+  facet::Trainer trainer(config, *data.train, *data.validation, group.get());
   // Like the reference: images/s over the training loop minus its first 2 batches, data loading included.
   Clock::time_point after_warm_up;
   int64_t steps = 0, measured_images = 0;
@@ -88,16 +96,19 @@ int Train(const facet::FlagSet& f) {
     steps = p.step;
     if (p.step == 2) after_warm_up = Clock::now();
     if (p.step > 2) {
-      measured_images += config.batch_size;
+      measured_images += config.batch_size;  // the global batch: ranks step together
       seconds = Since(after_warm_up);
     }
   };
   trainer.Run(callbacks);
+  if (rendezvous.rank != 0) return 0;  // one line per run: rank 0 speaks for all
   std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
-              "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"steps\":%lld,\"images_per_s\":%.2f}\n",
+              "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"steps\":%lld,"
+              "\"images_per_s\":%.2f}\n",
               config.precision.c_str(), config.arch.c_str(), config.image_size, config.batch_size,
-              static_cast<long long>(data.train->num_samples()), facet::ConfigureThreads(config.threads),
-              config.loader_workers, static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
+              static_cast<long long>(data.train->num_samples()),
+              facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
+              static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
   return 0;
 }
 

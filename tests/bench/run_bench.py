@@ -6,6 +6,7 @@ Runs the C++ measurements (facet-bench, facetctl bench predict against a real fa
 and batch size; prints a table and writes docs/benchmarks.md with a latency/throughput plot of Predict.
 
 usage: run_bench.py --build BUILD_DIR [--data DIR] [--sample DIR] [--out docs/benchmarks.md] [--quick]
+       run_bench.py --only distributed ...   (re-measures that section alone, keeps the rest of the JSON)
 """
 import argparse
 import datetime
@@ -49,6 +50,27 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def distributed(bench, data, images):
+    """Data-parallel training (c10d Gloo on loopback): ResNet-34, 64 px, global batch 64, the same images, as one
+    process and as two processes of one thread each (torchrun's environment)."""
+    rows = []
+    common = ["train", "--data", data, "--arch", "resnet34", "--images", str(images), "--workers", "1"]
+    for threads in (1, 2):
+        row = run_json(bench + common + ["--threads", str(threads)])[0]
+        rows.append({"processes": 1, **row})
+    port = str(free_port())
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=port, WORLD_SIZE="2")
+    log(f"$ 2 x {' '.join(bench + common)} --threads 1")
+    procs = [subprocess.Popen(bench + common + ["--threads", "1"], stdout=subprocess.PIPE, text=True,
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r))) for r in (0, 1)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode != 0 for p in procs):
+        raise RuntimeError(f"distributed facet-bench failed: {[p.returncode for p in procs]}")
+    row = next(json.loads(l) for l in outs[0].splitlines() if l.startswith("{"))
+    rows.append(row)
+    return rows
 
 
 def rss_mb(pid, field="VmRSS"):
@@ -190,6 +212,7 @@ def main():
     parser.add_argument("--sample", default=os.path.join(ROOT, "..", "shared", "data", "utkface-sample"))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--quick", action="store_true", help="fewer, shorter measurements (a smoke run)")
+    parser.add_argument("--only", choices=["distributed"], help="re-measure one section, keep the rest")
     args = parser.parse_args()
     for path in (args.data, args.sample, REFERENCE):
         if not os.path.exists(path):
@@ -199,6 +222,16 @@ def main():
     args.serve_seconds = 3 if args.quick else 10
     images = 256 if args.quick else 2048
     bench = [os.path.join(args.build, "tests", "bench", "facet-bench")]
+    json_path = os.path.splitext(args.out)[0] + ".json"
+    if args.only == "distributed":
+        with open(json_path) as f:
+            results = json.load(f)
+        results["distributed"] = distributed(bench, args.data, images)
+        results["distributed_machine"] = machine()
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
+        subprocess.run([PYTHON, os.path.join(ROOT, "tests", "bench", "report.py"), json_path, args.out], check=True)
+        return 0
     results = {"quick": args.quick}
     tmp = tempfile.mkdtemp(prefix="facet-bench-")
     try:
@@ -234,11 +267,11 @@ def main():
         results["serving_max_batch"] = SERVING_MAX_BATCH
         results["serving"] = serving(args, args.build, tmp, model_file, args.sample)
         results["memory"] = memory(args.build, tmp, args.data)
+        results["distributed"] = distributed(bench, args.data, images)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["machine"] = machine()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
     log(f"wrote {json_path}")
