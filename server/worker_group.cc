@@ -38,14 +38,15 @@ WorkerGroup::WorkerGroup(const WorkerLaunch& launch) {
   events_fd_ = pipe_fds[0];
 
   // Everything the children need is prepared before fork: between fork and exec only async-signal-safe calls.
-  std::vector<std::string> base_env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
+  const auto is_rendezvous_variable = [](const std::string& entry) {
     for (const char* name : {"MASTER_ADDR=", "MASTER_PORT=", "WORLD_SIZE=", "RANK=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE="}) {
-      if (entry.rfind(name, 0) == 0) goto skip;
+      if (entry.rfind(name, 0) == 0) return true;
     }
-    base_env.push_back(entry);
-  skip:;
+    return false;
+  };
+  std::vector<std::string> base_env;  // the server's environment, minus any rendezvous settings of its own
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!is_rendezvous_variable(*e)) base_env.emplace_back(*e);
   }
   for (int rank = 0; rank < launch.local_processes; ++rank) {
     Worker w;
