@@ -142,6 +142,45 @@ TEST_F(TrainerTest, CancelStopsBetweenSteps) {
   EXPECT_TRUE(result.history.empty());
 }
 
+// A validation source that counts the passes made over it.
+class CountingSource final : public BatchSource {
+ public:
+  explicit CountingSource(BatchSource& inner) : inner_(inner) {}
+  int64_t num_samples() const override { return inner_.num_samples(); }
+  int64_t batches_per_epoch() const override { return inner_.batches_per_epoch(); }
+  using BatchSource::StartEpoch;
+  void StartEpoch(uint64_t seed, int64_t first_batch) override {
+    ++passes;
+    inner_.StartEpoch(seed, first_batch);
+  }
+  std::optional<Batch> Next() override { return inner_.Next(); }
+  int passes = 0;
+
+ private:
+  BatchSource& inner_;
+};
+
+TEST_F(TrainerTest, CalibrateReusesTheLastValidationPassUntilTheWeightsChange) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 0;
+  config.unfrozen.epochs = 1;
+  TrainingData data = OpenTrainingData(config);
+  CountingSource validation(*data.validation);
+  Trainer trainer(config, *data.train, validation);
+  trainer.Run();
+  ASSERT_EQ(validation.passes, 1);
+  const CalibrationReport reused = trainer.Calibrate();
+  EXPECT_EQ(validation.passes, 1) << "the epoch's validation outputs are those of the current weights";
+  {
+    torch::NoGradGuard no_grad;
+    trainer.model()->parameters()[0].mul_(0.5);
+  }
+  const CalibrationReport fresh = trainer.Calibrate();
+  EXPECT_EQ(validation.passes, 2) << "changed weights need a new pass";
+  EXPECT_EQ(reused.n, fresh.n);
+}
+
 // The reference for the resume tests: the weights and history of `config` trained start to finish.
 std::pair<TensorMap, std::vector<EpochMetrics>> UninterruptedRun(TrainingConfig config) {
   testing::TempDir dir;

@@ -114,8 +114,9 @@ class Trainer {
   c10::Device device() const { return device_; }
   const TrainingConfig& config() const { return config_; }
 
-  // Fits temperatures and a conformal age interval on the validation source (the model as it is now); the next
-  // ExportModel stores them with the model.
+  // Fits temperatures and a conformal age interval on the validation source (the model as it is now: the last
+  // epoch's validation outputs when the weights have not changed since, else a new pass); the next ExportModel
+  // stores them with the model.
   CalibrationReport Calibrate(double age_coverage = 0.9);
 
   // Writes the model for serving and for Python (see ExportModel in checkpoint.h), with the last Calibrate's
@@ -131,6 +132,7 @@ class Trainer {
   std::vector<at::Tensor> ModelState();       // parameters and buffers of the model and the loss
   void AverageBatchNormStatistics();
   LabelledOutputs CollectValidationOutputs();  // the whole validation set, gathered from every rank
+  int64_t WeightsVersion() const;  // changes with every in-place change of a parameter or buffer
   int ResumeFromCheckpoint(TrainResult& result);  // epochs completed
 
   TrainingConfig config_;
@@ -145,6 +147,10 @@ class Trainer {
   bool suspended_ = false;
   std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs
   Calibration calibration_;
+  // The last epoch's validation outputs and the weights' version they came from: Calibrate reuses them instead
+  // of another pass over the validation set when the weights have not changed since.
+  std::optional<LabelledOutputs> validation_outputs_;
+  int64_t validation_outputs_version_ = -1;
   DistributedGroup* group_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;  // for the current stage's trainable parameters
 };
