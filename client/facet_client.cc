@@ -83,9 +83,9 @@ ConnectionOptions PlainConnection(const std::string& address, std::chrono::milli
 FacetClient::FacetClient(const std::string& address, std::chrono::milliseconds timeout)
     : FacetClient(PlainConnection(address, timeout)) {}
 
-std::unique_ptr<grpc::ClientContext> FacetClient::Context() const {
+std::unique_ptr<grpc::ClientContext> FacetClient::Context(std::optional<std::chrono::milliseconds> timeout) const {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + timeout_);
+  if (timeout) context->set_deadline(std::chrono::system_clock::now() + *timeout);
   if (!authorization_.empty()) context->AddMetadata("authorization", authorization_);
   return context;
 }
@@ -131,9 +131,8 @@ v1::Job FacetClient::CancelJob(const std::string& id) {
 void FacetClient::WatchJob(const std::string& id, const std::function<void(const v1::JobEvent&)>& on_event) {
   v1::WatchJobRequest request;
   request.set_id(id);
-  grpc::ClientContext context;  // no deadline: a watch lasts as long as the job
-  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
-  auto reader = training_->WatchJob(&context, request);
+  const auto context = Context(std::nullopt);  // a watch lasts as long as the job
+  auto reader = training_->WatchJob(context.get(), request);
   v1::JobEvent event;
   while (reader->Read(&event)) on_event(event);
   const grpc::Status status = reader->Finish();
@@ -142,16 +141,15 @@ void FacetClient::WatchJob(const std::string& id, const std::function<void(const
 
 void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& on_model,
                                    const std::function<void(grpc::ClientContext*)>& on_start) {
-  grpc::ClientContext context;  // no deadline: a follower watches for as long as it runs
-  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
-  if (on_start) on_start(&context);
-  auto reader = models_->WatchActiveModel(&context, v1::WatchActiveModelRequest());
+  const auto context = Context(std::nullopt);  // a follower watches for as long as it runs
+  if (on_start) on_start(context.get());
+  auto reader = models_->WatchActiveModel(context.get(), v1::WatchActiveModelRequest());
   v1::Model model;
   while (reader->Read(&model)) {
     try {
       on_model(model);
     } catch (...) {  // end the stream properly before the error leaves
-      context.TryCancel();
+      context->TryCancel();
       reader->Finish();
       throw;
     }
@@ -163,10 +161,9 @@ void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& 
 std::string FacetClient::DownloadModel(const std::string& id, const std::string& path, int64_t max_bytes) {
   v1::DownloadModelRequest request;
   request.set_id(id);
-  grpc::ClientContext context;
-  if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
-  context.set_deadline(std::chrono::system_clock::now() + std::max(timeout_, std::chrono::milliseconds(600000)));
-  auto reader = models_->DownloadModel(&context, request);
+  // Large files take longer than one call's timeout: at least 10 minutes.
+  const auto context = Context(std::max(timeout_, std::chrono::milliseconds(600000)));
+  auto reader = models_->DownloadModel(context.get(), request);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw std::runtime_error("cannot write '" + path + "'");
   v1::ModelChunk chunk;
@@ -177,7 +174,7 @@ std::string FacetClient::DownloadModel(const std::string& id, const std::string&
       total = chunk.total_bytes();
       sha256 = chunk.sha256();
       if (total > max_bytes) {
-        context.TryCancel();
+        context->TryCancel();
         reader->Finish();
         throw std::runtime_error("model " + id + " is " + std::to_string(total) + " bytes, over the limit of " +
                                  std::to_string(max_bytes));
@@ -185,7 +182,7 @@ std::string FacetClient::DownloadModel(const std::string& id, const std::string&
     }
     received += static_cast<int64_t>(chunk.data().size());
     if (received > total) {
-      context.TryCancel();
+      context->TryCancel();
       reader->Finish();
       throw std::runtime_error("model " + id + ": more bytes than the announced " + std::to_string(total));
     }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -70,7 +71,9 @@ class FacetClient {
   std::string Health(const std::string& service);
 
  private:
-  std::unique_ptr<grpc::ClientContext> Context() const;
+  // A context with the token and a deadline `timeout` from now (none: for streams that last).
+  std::unique_ptr<grpc::ClientContext> Context(std::optional<std::chrono::milliseconds> timeout) const;
+  std::unique_ptr<grpc::ClientContext> Context() const { return Context(timeout_); }
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::TrainingService::Stub> training_;
   std::unique_ptr<v1::ModelService::Stub> models_;
