@@ -39,6 +39,18 @@ PROBE_IMAGES, PROBE_VAL_FRACTION = 1216, 64 / 1216  # 18 training batches of 64 
 FIXED_WEIGHTS = "80,3,1"
 
 
+def read_recipe(path=RECIPE):
+    """recipe.conf's `name = value` lines as a dict (what facetctl --config reads)."""
+    recipe = {}
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if "=" in line:
+                name, value = (part.strip() for part in line.split("=", 1))
+                recipe[name] = value
+    return recipe
+
+
 def labels_of(name):
     m = NAME.match(os.path.basename(name))
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
@@ -255,9 +267,12 @@ def report(results, out_path):
     w(f"- Training data: `utkface-train` ({results['n_images']} faces), a seeded {VAL_FRACTION:.0%} of it for "
       "validation (and, for facet, calibration). Evaluation: every face of `utkface-sample` "
       f"({fm['n']} faces), which neither side saw in training.")
-    w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` (ResNet-34, 64 px, batch 64, one-cycle AdamW "
-      f"3e-3, uncertainty weighting), {f['epochs']} epochs in {f['train_wall_s'] / 60:.1f} min, answers through "
-      "Predict. Reference: `mtl_reference.py train` (the same model, loss and schedule in plain PyTorch), "
+    recipe = results.get("recipe") or read_recipe()
+    w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` ({recipe.get('arch', '?')}, {recipe.get('size', '?')} "
+      f"px, batch {recipe.get('batch', '?')}, one-cycle AdamW {recipe.get('unfrozen-lr-max', '?')}, "
+      f"{recipe.get('loss', '?')} weighting, {recipe.get('precision', 'fp32')}), {f['epochs']} epochs in "
+      f"{f['train_wall_s'] / 60:.1f} min, answers through "
+      "Predict. Reference: `mtl_reference.py train` (the same model, loss and schedule in plain PyTorch, fp32: it has no bf16 mode), "
       f"{r['epochs']} epochs in {r['train_wall_s'] / 60:.1f} min.")
     w("- Reproduce: `make accuracy` (`ACCURACY_MINUTES`, default 45; needs `../shared`).")
     w("")
@@ -384,7 +399,7 @@ def main():
         args.n_images = min(args.n_images, args.max_images)
         args.subset = ["--max-images", str(args.max_images)]
     budget_s = args.minutes * 60
-    results = {"minutes": args.minutes, "n_images": args.n_images}
+    results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe()}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
     # The data root is utkface-train's parent; facetctl reads the sample's files itself and sends them to Predict.
