@@ -1,5 +1,7 @@
 #include "core/train/lr_finder.h"
 
+#include "core/train/fused_adamw.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -26,7 +28,7 @@ LrFinderResult FindLearningRate(Trainer& trainer, BatchSource& train, const LrFi
   model->SetEncoderFrozen(frozen);
   std::vector<torch::Tensor> params = model->parameters();
   for (const auto& p : loss_module.parameters()) params.push_back(p);
-  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(options.start_lr).betas({0.9, 0.99}));
+  FusedAdamW optimizer(params, torch::optim::AdamWOptions(options.start_lr).betas({0.9, 0.99}));
 
   LrFinderResult result;
   const double ratio = std::pow(options.end_lr / options.start_lr, 1.0 / (options.num_steps - 1));

@@ -6,6 +6,7 @@
 #include "core/model/state_dict.h"
 #include "core/seed.h"
 #include "core/train/checkpoint.h"
+#include "core/train/fused_adamw.h"
 #include "core/train/one_cycle.h"
 
 #include <torch/torch.h>
@@ -118,7 +119,7 @@ Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validat
   // the group stays so that group indices mean the same in every checkpoint.
   groups.emplace_back(loss_->parameters(),
                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups));
+  optimizer_ = std::make_unique<FusedAdamW>(std::move(groups));
   if (group_) {
     auto state = ModelState();
     group_->Broadcast(state);  // every rank starts from rank 0's weights
