@@ -6,7 +6,7 @@ Runs the C++ measurements (facet-bench, facetctl bench predict against a real fa
 and batch size; prints a table and writes docs/benchmarks.md with a latency/throughput plot of Predict.
 
 usage: run_bench.py --build BUILD_DIR [--data DIR] [--sample DIR] [--out docs/benchmarks.md] [--quick]
-       run_bench.py --only distributed ...   (re-measures that section alone, keeps the rest of the JSON)
+       run_bench.py --only training|distributed ...   (re-measures that section alone, keeps the rest of the JSON)
 """
 import argparse
 import datetime
@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PYTHON = "/usr/bin/python3"
-SERVING_MAX_BATCH = 64  # facet-server's default --max-batch-size
+SERVING_MAX_BATCH = 64
+TRAINING_ROUNDS = 3  # the training comparison is repeated, so that a margin is seen to hold from run to run  # facet-server's default --max-batch-size
 REFERENCE = os.path.join(ROOT, "..", "shared", "reference", "mtl_reference.py")
 
 
@@ -70,6 +72,36 @@ def distributed(bench, data, images):
         raise RuntimeError(f"distributed facet-bench failed: {[p.returncode for p in procs]}")
     row = next(json.loads(l) for l in outs[0].splitlines() if l.startswith("{"))
     rows.append(row)
+    return rows
+
+
+def training(bench, data, images, quick):
+    """Section 1: every training configuration, C++ and the reference, measured in rounds; each round runs all of
+    them once in the same order, so that drift in the machine's speed touches both sides alike. Each row keeps
+    every round's figure ("runs") and their median ("images_per_s")."""
+    configs = []
+    for arch in ("resnet34",) if quick else ("resnet34", "resnet18"):
+        for workers in (1, 2):
+            configs.append(({"impl": "C++", "arch": arch, "workers": workers},
+                            bench + ["train", "--data", data, "--arch", arch, "--images", str(images), "--workers",
+                                     str(workers)]))
+        if arch == "resnet34":  # the opt-in mixed precision, beside (not instead of) the fp32 figures
+            configs.append(({"impl": "C++ bf16", "arch": arch, "workers": 1},
+                            bench + ["train", "--data", data, "--arch", arch, "--images", str(images), "--workers",
+                                     "1", "--precision", "bf16"]))
+        for workers in (0, 1):
+            configs.append(({"impl": "Python", "arch": arch, "workers": workers},
+                            [PYTHON, REFERENCE, "train", "--data-dir", data, "--arch", arch, "--size", "64", "--batch",
+                             "64", "--threads", "2", "--workers", str(workers), "--epochs", "1", "--max-images",
+                             str(images + images // 32), "--val-fraction", str(1 / 33)]))
+    rows = [dict(key, runs=[]) for key, _ in configs]
+    for round_index in range(1 if quick else TRAINING_ROUNDS):
+        log(f"training round {round_index + 1}")
+        for row, (key, cmd) in zip(rows, configs):
+            out = run_json(cmd)
+            row["runs"].append(out[-1]["train_images_per_s_last"] if key["impl"] == "Python" else out[0]["images_per_s"])
+    for row in rows:
+        row["images_per_s"] = statistics.median(row["runs"])
     return rows
 
 
@@ -212,7 +244,7 @@ def main():
     parser.add_argument("--sample", default=os.path.join(ROOT, "..", "shared", "data", "utkface-sample"))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--quick", action="store_true", help="fewer, shorter measurements (a smoke run)")
-    parser.add_argument("--only", choices=["distributed"], help="re-measure one section, keep the rest")
+    parser.add_argument("--only", choices=["training", "distributed"], help="re-measure one section, keep the rest")
     args = parser.parse_args()
     for path in (args.data, args.sample, REFERENCE):
         if not os.path.exists(path):
@@ -223,11 +255,14 @@ def main():
     images = 256 if args.quick else 2048
     bench = [os.path.join(args.build, "tests", "bench", "facet-bench")]
     json_path = os.path.splitext(args.out)[0] + ".json"
-    if args.only == "distributed":
+    if args.only:
         with open(json_path) as f:
             results = json.load(f)
-        results["distributed"] = distributed(bench, args.data, images)
-        results["distributed_machine"] = machine()
+        if args.only == "training":
+            results["train"] = training(bench, args.data, images, args.quick)
+        else:
+            results["distributed"] = distributed(bench, args.data, images)
+        results[args.only + "_machine"] = machine()
         with open(json_path, "w") as f:
             json.dump(results, f, indent=1)
         subprocess.run([PYTHON, os.path.join(ROOT, "tests", "bench", "report.py"), json_path, args.out], check=True)
@@ -236,23 +271,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="facet-bench-")
     try:
         results["conv"] = run_json(bench + ["conv", "--threads", "2"])
-        train = []
-        for arch in ("resnet34",) if args.quick else ("resnet34", "resnet18"):
-            for workers in (1, 2):
-                row = run_json(bench + ["train", "--data", args.data, "--arch", arch, "--images", str(images),
-                                        "--workers", str(workers)])[0]
-                train.append({"impl": "C++", **row})
-            if arch == "resnet34":  # the opt-in mixed precision, beside (not instead of) the fp32 figures
-                row = run_json(bench + ["train", "--data", args.data, "--arch", arch, "--images", str(images),
-                                        "--workers", "1", "--precision", "bf16"])[0]
-                train.append({"impl": "C++ bf16", **row})
-            for workers in (0, 1):
-                ref = run_json([PYTHON, REFERENCE, "train", "--data-dir", args.data, "--arch", arch, "--size", "64",
-                                "--batch", "64", "--threads", "2", "--workers", str(workers), "--epochs", "1",
-                                "--max-images", str(images + images // 32), "--val-fraction", str(1 / 33)])[-1]
-                train.append({"impl": "Python", "arch": arch, "workers": workers,
-                              "images_per_s": ref["train_images_per_s_last"]})
-        results["train"] = train
+        results["train"] = training(bench, args.data, images, args.quick)
         results["loader"] = run_json(bench + ["loader", "--data", args.data, "--images", str(min(images, 1024)),
                                               "--workers-list", "0,1,2"])
         batches = ["1", "8", "32", str(SERVING_MAX_BATCH), "128"]
