@@ -383,7 +383,7 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
 
   if (!config_.checkpoint_dir.empty() && is_primary()) {
     SaveCheckpoint(CheckpointPath(config_.checkpoint_dir, epoch), model_, *loss_, *optimizer_,
-                   CheckpointState{epoch, result.history});
+                   CheckpointState{epoch, result.history, std::nullopt});
     PruneCheckpoints(config_.checkpoint_dir);
   }
   if (callbacks.on_epoch) callbacks.on_epoch(m);
