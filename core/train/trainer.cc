@@ -153,6 +153,11 @@ LabelledOutputs Trainer::CollectValidationOutputs() {
   return UnpackRows(group_->AllGatherRows(PackRows(local)).cpu());
 }
 
+void Trainer::RefreshValidationOutputs() {
+  validation_outputs_ = CollectValidationOutputs();
+  validation_outputs_version_ = WeightsVersion();
+}
+
 int64_t Trainer::WeightsVersion() const {
   int64_t version = 0;
   for (const auto& t : model_->parameters()) version += static_cast<int64_t>(t._version());
@@ -375,8 +380,7 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   m.log_variances = ToArray(loss_->LogVariances());
   m.effective_weights = ToArray(loss_->EffectiveWeights());
   m.images_per_s = images / std::max(train_seconds, 1e-9);
-  validation_outputs_ = CollectValidationOutputs();
-  validation_outputs_version_ = WeightsVersion();
+  RefreshValidationOutputs();
   m.validation = ComputeMetrics(*validation_outputs_, *loss_);
   m.seconds = train_seconds_so_far();
   result.history.push_back(m);
@@ -401,10 +405,7 @@ void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult&
 CalibrationReport Trainer::Calibrate(double age_coverage) {
   bool stale = !validation_outputs_ || validation_outputs_version_ != WeightsVersion();
   if (group_) stale = group_->AnyRank({stale})[0];  // collecting is a collective: all ranks or none
-  if (stale) {
-    validation_outputs_ = CollectValidationOutputs();
-    validation_outputs_version_ = WeightsVersion();
-  }
+  if (stale) RefreshValidationOutputs();
   CalibrationReport report = FitCalibration(*validation_outputs_, age_coverage);
   calibration_ = report.calibration;
   return report;

@@ -133,6 +133,7 @@ class Trainer {
   void AverageBatchNormStatistics();
   LabelledOutputs CollectValidationOutputs();  // the whole validation set, gathered from every rank
   int64_t WeightsVersion() const;  // changes with every in-place change of a parameter or buffer
+  void RefreshValidationOutputs();  // a validation pass, remembered with the weights' version
   int ResumeFromCheckpoint(TrainResult& result);  // epochs completed
 
   TrainingConfig config_;

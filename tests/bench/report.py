@@ -14,6 +14,11 @@ def best(rows, key="images_per_s"):
     return max(rows, key=lambda r: r[key]) if rows else None
 
 
+def runs_of(row):
+    """Every measured figure of a training row (older JSON has the one figure only)."""
+    return row.get("runs", [row["images_per_s"]])
+
+
 def ratio(a, b):
     return a / b if a and b else float("nan")
 
@@ -76,7 +81,7 @@ def main(json_path, out_path):
     # ---- training
     w("## 1. Training throughput")
     w("")
-    rounds = max(len(t.get("runs", [t["images_per_s"]])) for t in train)
+    rounds = max(len(runs_of(t)) for t in train)
     w("Full training step (data loading, augmentation, forward, backward, AdamW), images/s over one epoch minus its "
       "first 2 batches, as the reference counts it. C++: the core `Trainer` with its threaded loader "
       "(`--workers` threads); Python: the reference with `--workers` DataLoader processes. "
@@ -88,7 +93,7 @@ def main(json_path, out_path):
     w("| model | implementation | loader workers | images/s (median) | runs |")
     w("|---|---|---|---|---|")
     for row in train:
-        runs = ", ".join(f"{x:.1f}" for x in row.get("runs", [row["images_per_s"]]))
+        runs = ", ".join(f"{x:.1f}" for x in runs_of(row))
         w(f"| {row['arch']} | {row['impl']} | {row['workers']} | {row['images_per_s']:.1f} | {runs} |")
     w("")
 
@@ -96,9 +101,8 @@ def main(json_path, out_path):
         """C++'s best configuration over the reference's best, round by round."""
         mine = [t for t in train if t["arch"] == arch and t["impl"] == impl]
         theirs = [t for t in train if t["arch"] == arch and t["impl"] == "Python"]
-        n = min(len(t.get("runs", [0])) for t in mine + theirs)
-        return [ratio(max(t.get("runs", [t["images_per_s"]])[i] for t in mine),
-                      max(t.get("runs", [t["images_per_s"]])[i] for t in theirs)) for i in range(n)]
+        n = min(len(runs_of(t)) for t in mine + theirs)
+        return [ratio(max(runs_of(t)[i] for t in mine), max(runs_of(t)[i] for t in theirs)) for i in range(n)]
 
     def spread(ratios):
         return f" (round by round: {', '.join(f'{x:.2f}x' for x in ratios)})" if len(ratios) > 1 else ""
