@@ -27,8 +27,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PYTHON = "/usr/bin/python3"
-SERVING_MAX_BATCH = 64
-TRAINING_ROUNDS = 3  # the training comparison is repeated, so that a margin is seen to hold from run to run  # facet-server's default --max-batch-size
+SERVING_MAX_BATCH = 64  # facet-server's default --max-batch-size
+TRAINING_ROUNDS = 3  # the training comparison is repeated, so that a margin is seen to hold from run to run
 REFERENCE = os.path.join(ROOT, "..", "shared", "reference", "mtl_reference.py")
 
 
