@@ -152,16 +152,22 @@ def train_facet(args, server, budget_s, extra=(), label="facet", probe_s=None):
             "predictions": facet_predict(server, job["model_id"], args.sample)}
 
 
-def train_reference(args, budget_s, tmp):
+def train_reference(args, budget_s, tmp, epoch_s=None):
+    """Trains the reference for the epochs that fit budget_s: by epoch_s (seconds of one full epoch, from an earlier
+    run on this machine) when given, otherwise by a probe."""
     base = [PYTHON, REFERENCE, "train", "--data-dir", args.data, "--arch", REFERENCE_ARCH, "--size",
             str(REFERENCE_SIZE), "--batch", "64",
             "--threads", "2", "--workers", "0"]
-    probe_s = json.loads(subprocess.run(
-        base + ["--epochs", str(PROBE_EPOCHS), "--max-images", str(PROBE_IMAGES), "--val-fraction",
-                f"{PROBE_VAL_FRACTION:.6f}"],
-        check=True, stdout=subprocess.PIPE, text=True).stdout.splitlines()[-1])["epochs"][-1]["epoch_s"]
-    epochs = epochs_for(budget_s, probe_s, PROBE_IMAGES, args.n_images)
-    log(f"reference: probe epoch {probe_s:.1f} s -> {epochs} epochs in {budget_s / 60:.1f} min")
+    if epoch_s:
+        probe_s, epochs = None, epochs_for(budget_s, epoch_s, args.n_images, args.n_images)
+        log(f"reference: {epoch_s:.1f} s per epoch measured earlier -> {epochs} epochs in {budget_s / 60:.1f} min")
+    else:
+        probe_s = json.loads(subprocess.run(
+            base + ["--epochs", str(PROBE_EPOCHS), "--max-images", str(PROBE_IMAGES), "--val-fraction",
+                    f"{PROBE_VAL_FRACTION:.6f}"],
+            check=True, stdout=subprocess.PIPE, text=True).stdout.splitlines()[-1])["epochs"][-1]["epoch_s"]
+        epochs = epochs_for(budget_s, probe_s, PROBE_IMAGES, args.n_images)
+        log(f"reference: probe epoch {probe_s:.1f} s -> {epochs} epochs in {budget_s / 60:.1f} min")
     checkpoint = os.path.join(tmp, "reference.pt")
     start = time.time()
     run = json.loads(subprocess.run(base + ["--epochs", str(epochs), "--val-fraction", str(VAL_FRACTION), "--save",
@@ -171,7 +177,7 @@ def train_reference(args, budget_s, tmp):
     out = subprocess.run([PYTHON, os.path.join(HERE, "reference_predict.py"), REFERENCE, checkpoint, args.sample],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
     return {"run": {k: run[k] for k in ("final", "epochs", "data", "total_s")}, "epochs": epochs,
-            "probe_s": probe_s, "budget_s": budget_s, "train_wall_s": seconds, "predictions": [json.loads(line) for line in out.splitlines()]}
+            "probe_s": probe_s, "epoch_s": epoch_s, "budget_s": budget_s, "train_wall_s": seconds, "predictions": [json.loads(line) for line in out.splitlines()]}
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -288,7 +294,9 @@ def budget_line(results):
                 + (", on a warm page cache." if facet_probe != 1 else "."))
     return (f"- Budget: **{results['minutes']:g} minutes** of training for facet, its epochs from "
             f"{probe_words(facet_probe)}; it took {f['train_wall_s'] / 60:.1f} min. The reference then got that "
-            f"measured time ({r['budget_s'] / 60:.1f} min), its epochs from {probe_words(r.get('probe', 'warm'))}: "
+            f"measured time ({r['budget_s'] / 60:.1f} min), its epochs from "
+            + (f"its earlier run's mean epoch time ({r['epoch_s']:.0f} s)" if r.get("epoch_s") else
+               probe_words(r.get("probe", "warm"))) + ": "
             "the same wall time for both, one after the other on the same machine (2 threads), on a warm page cache."
             + (f" The reference side was rerun at commit {r['machine']['commit']} ({r['machine']['date']}) with "
                "`--reference-only`." if r.get("machine") else ""))
@@ -515,13 +523,17 @@ def write_results(results, args, json_path):
 
 def rerun_reference(args, json_path):
     """--reference-only: the reference trained again for the wall time the JSON's facet run took; the rest stays.
-    The reference it replaces is kept as "reference_replaced" (its metrics, epochs and time)."""
+    Its epochs come from the mean epoch time of the run it replaces (full epochs on this machine and data: a far
+    better estimate than a short probe, which missed by 25% either way here). The reference it replaces is kept as
+    "reference_replaced" (its metrics, epochs and time)."""
     results = json.load(open(json_path))
     if results["n_images"] != args.n_images:
         raise SystemExit(f"{json_path} was trained on {results['n_images']} faces, --data holds {args.n_images}")
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    reference = train_reference(args, results["facet"]["train_wall_s"], tmp)
+    earlier = results["reference"]["run"]["epochs"]
+    reference = train_reference(args, results["facet"]["train_wall_s"], tmp,
+                                epoch_s=sum(e["epoch_s"] for e in earlier) / len(earlier))
     shutil.rmtree(tmp, ignore_errors=True)
     predictions = reference.pop("predictions")
     reference["metrics"] = metrics(predictions)
