@@ -67,7 +67,8 @@ bench: release-build
 bench-distributed: release-build
 	@/usr/bin/python3 tests/bench/run_bench.py --build $(RELEASE_DIR) --only distributed
 
-# Accuracy on real faces beside the Python reference, ACCURACY_MINUTES of training each: docs/accuracy.md.
+# Accuracy on real faces beside the Python reference: facet trains for ACCURACY_MINUTES, the reference for the
+# wall time facet took (tests/accuracy/run_accuracy.py); docs/accuracy.md.
 ACCURACY_MINUTES ?= 45
 accuracy: release-build
 	@/usr/bin/python3 tests/accuracy/run_accuracy.py --build $(RELEASE_DIR) --minutes $(ACCURACY_MINUTES)
