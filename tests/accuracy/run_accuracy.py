@@ -7,8 +7,9 @@ on the same folder and split for as many epochs as fit in the wall time facet ac
 probe): an estimate can still miss by 10-20% here, so the reference is matched to facet's measured time, not to the
 nominal budget. `--reference-only` reruns the reference side of an existing docs/accuracy.json that way, its epochs
 from that run's mean epoch time (its facet side and study stay). Then both models answer every face of
-utkface-sample, which training never sees: facet's through Predict, the reference's with its own preprocessing. Writes docs/accuracy.md (overall, by ethnicity, gender and age decade, confusion matrices,
-calibration, conformal age-interval coverage), docs/accuracy.json and docs/accuracy-age-by-decade.png.
+utkface-sample, which training never sees: facet's through Predict, the reference's with its own preprocessing.
+Writes docs/accuracy.md (overall, by ethnicity, gender and age decade, confusion matrices, calibration, conformal
+age-interval coverage), docs/accuracy.json and docs/accuracy-age-by-decade.png.
 
 usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting] [--report-only | --reference-only]
 """
@@ -39,6 +40,8 @@ VAL_FRACTION = 0.1
 REFERENCE_ARCH, REFERENCE_SIZE = "resnet34", 64
 # Each side's epochs come from one real epoch on its full split (about 2 minutes): probes of 1,216 images missed the
 # real epoch by 25-40% either way on this machine, where speed also drifts by 20% within minutes.
+FULL_EPOCH = "full-epoch"
+EARLIER_RUN = "its earlier run's mean epoch time"  # --reference-only's source of epochs
 # The fixed weighting of the study: the reference's learned weights e^-s at the end of its 28-epoch run
 # (s = -5.1, -1.75, -0.68), rounded and scaled so that ethnicity is 1.
 FIXED_WEIGHTS = "80,3,1"
@@ -154,9 +157,9 @@ def train_reference(args, budget_s, tmp, epoch_s=None):
     base = [PYTHON, REFERENCE, "train", "--data-dir", args.data, "--arch", REFERENCE_ARCH, "--size",
             str(REFERENCE_SIZE), "--batch", "64",
             "--threads", "2", "--workers", "0"]
-    epoch_source = "its earlier run's mean epoch time"
+    epoch_source = EARLIER_RUN
     if not epoch_s:
-        epoch_source = "a one-epoch probe on its full split"
+        epoch_source = probe_words(FULL_EPOCH)
         epoch_s = json.loads(subprocess.run(
             base + ["--epochs", "1", "--val-fraction", str(VAL_FRACTION), *args.subset],
             check=True, stdout=subprocess.PIPE, text=True).stdout.splitlines()[-1])["epochs"][-1]["epoch_s"]
@@ -272,7 +275,7 @@ def plot(results, path):
 
 
 def probe_words(probe):
-    if probe == "full-epoch":
+    if probe == FULL_EPOCH:
         return "a one-epoch probe on its full split"
     if isinstance(probe, int) and probe > 1:
         return f"the faster of {probe} one-epoch probes of its own speed"
@@ -290,7 +293,7 @@ def budget_line(results):
     return (f"- Budget: **{results['minutes']:g} minutes** of training for facet, its epochs from "
             f"{probe_words(facet_probe)}; it took {f['train_wall_s'] / 60:.1f} min. The reference then got that "
             f"measured time ({r['budget_s'] / 60:.1f} min), its epochs from "
-            + f"{r.get('epoch_source', 'its earlier run' + chr(39) + 's mean epoch time')} ({r['epoch_s']:.0f} s): "
+            + f"{r.get('epoch_source', EARLIER_RUN)} ({r['epoch_s']:.0f} s): "
             "the same wall time for both, one after the other on the same machine (2 threads), on a warm page cache."
             + (f" The reference side was rerun at commit {r['machine']['commit']} ({r['machine']['date']}) with "
                "`--reference-only`." if r.get("machine") else ""))
@@ -452,7 +455,7 @@ def main():
     if args.reference_only:
         return rerun_reference(args, json_path)
     budget_s = args.minutes * 60
-    results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": "full-epoch"}
+    results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": FULL_EPOCH}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
@@ -494,12 +497,16 @@ def main():
         raise SystemExit("facet's answers carry no age interval")
     results["machine"] = machine()
     shutil.rmtree(tmp, ignore_errors=True)
-    # Per-image answers stay beside the build (megabytes); the report's JSON keeps the metrics.
-    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
-    with open(predictions_path, "w") as out:
-        json.dump(strip_predictions(results), out)
-    log(f"wrote {predictions_path}")
+    write_predictions(args, strip_predictions(results))
     return write_results(results, args, json_path)
+
+
+def write_predictions(args, answers):
+    """Per-image answers stay beside the build (megabytes); the report's JSON keeps the metrics."""
+    path = os.path.join(args.build, "accuracy-predictions.json")
+    with open(path, "w") as out:
+        json.dump(answers, out)
+    log(f"wrote {path}")
 
 
 def write_results(results, args, json_path):
@@ -539,11 +546,9 @@ def rerun_reference(args, json_path):
     results["reference_replaced"] = {k: replaced[k] for k in ("epochs", "train_wall_s", "metrics") if k in replaced}
     results["reference"] = reference
     predictions_path = os.path.join(args.build, "accuracy-predictions.json")
-    if os.path.exists(predictions_path):
-        kept = json.load(open(predictions_path))
-        kept["reference"] = {"predictions": predictions}
-        with open(predictions_path, "w") as out:
-            json.dump(kept, out)
+    answers = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
+    answers["reference"] = {"predictions": predictions}
+    write_predictions(args, answers)
     return write_results(results, args, json_path)
 
 
