@@ -195,10 +195,11 @@ void PrintJob(const v1::Job& job) {
   char split[64];
   std::snprintf(split, sizeof(split), "a seeded %.0f%% of it", c.val_fraction() * 100);
   std::printf("data       %s (validation: %s)\n", c.data_dir().c_str(), c.val_dir().empty() ? split : c.val_dir().c_str());
-  std::printf("model      %s width %d, %d px, batch %d, epochs %d frozen + %d unfrozen, loss %s, seed %llu\n",
-              c.arch().c_str(), c.base_width(), c.image_size(), c.batch_size(), c.frozen().epochs(),
-              c.unfrozen().epochs(), v1::LossWeighting_Name(c.loss_weighting()).c_str(),
+  std::printf("model      %s width %d, %d px, batch %d, epochs %d frozen + %d unfrozen, seed %llu\n", c.arch().c_str(),
+              c.base_width(), c.image_size(), c.batch_size(), c.frozen().epochs(), c.unfrozen().epochs(),
               static_cast<unsigned long long>(c.seed()));
+  std::printf("loss       %s, age %s, log-variance lr x%g\n", v1::LossWeighting_Name(c.loss_weighting()).c_str(),
+              c.age_loss().c_str(), c.log_variance_lr_scale());
   std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
               FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
   if (job.config().world_size() > 1) {
@@ -236,6 +237,10 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Double("weight-decay", 1e-2, "AdamW decoupled weight decay");
   f.String("loss", "uncertainty", "uncertainty, uncertainty-seed, equal or fixed");
   f.String("fixed-weights", "", "with --loss fixed: age,gender,ethnicity weights, e.g. 1,0.5,0.5");
+  f.String("age-loss", "log-mse", "the age task's loss: log-mse (MSE of the scaled log-age) or l1-years (mean "
+           "absolute error in years / 100)");
+  f.Double("log-var-lr-scale", 1.0, "with a learned weighting: the log-variances' learning rate as a multiple of "
+           "the heads'");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
@@ -310,6 +315,8 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
       }
     }
   }
+  if (f.IsSet("age-loss")) c.set_age_loss(f.GetString("age-loss"));
+  if (f.IsSet("log-var-lr-scale")) c.set_log_variance_lr_scale(f.GetDouble("log-var-lr-scale"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));

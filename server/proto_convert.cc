@@ -56,6 +56,7 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   ApplyStage(in.frozen(), c.frozen);
   ApplyStage(in.unfrozen(), c.unfrozen);
   if (in.has_weight_decay()) c.weight_decay = in.weight_decay();
+  if (in.has_log_variance_lr_scale()) c.log_variance_lr_scale = in.log_variance_lr_scale();
   c.loss.weighting = FromProto(in.loss_weighting());
   if (in.fixed_weights_size() > 0) {
     if (in.fixed_weights_size() != kNumTasks) {
@@ -63,6 +64,13 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
                                   std::to_string(in.fixed_weights_size()));
     }
     for (int i = 0; i < kNumTasks; ++i) c.loss.fixed_weights[i] = in.fixed_weights(i);
+  }
+  if (in.has_age_loss()) {
+    try {
+      c.loss.age_loss = ParseAgeLoss(in.age_loss());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("age_loss: ") + e.what());
+    }
   }
   const auto& a = in.augment();
   if (a.has_enabled()) c.augment.enabled = a.enabled();
@@ -98,6 +106,8 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   out.set_weight_decay(c.weight_decay);
   out.set_loss_weighting(ToProto(c.loss.weighting));
   if (c.loss.weighting == LossWeighting::kFixed) CopyArray(c.loss.fixed_weights, out.mutable_fixed_weights());
+  out.set_age_loss(AgeLossName(c.loss.age_loss));
+  out.set_log_variance_lr_scale(c.log_variance_lr_scale);
   auto* a = out.mutable_augment();
   a->set_enabled(c.augment.enabled);
   a->set_flip_probability(c.augment.flip_probability);

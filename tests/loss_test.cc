@@ -1,5 +1,7 @@
 #include "core/loss/multitask_loss.h"
 
+#include "core/labels.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -72,10 +74,53 @@ TEST(LossWeighting, ParsesItsNames) {
 TEST(TaskLosses, AreMseAndCrossEntropies) {
   TaskOutputs out{torch::tensor({0.5f, 0.7f}), torch::tensor({{2.0f, 0.0f}, {0.0f, 1.0f}}),
                   torch::zeros({2, 5})};
-  const auto l = TaskLosses(out, torch::tensor({0.4f, 0.9f}), torch::tensor({0L, 1L}), torch::tensor({3L, 0L}));
+  const auto l = TaskLosses(out, torch::tensor({0.4f, 0.9f}), torch::tensor({0L, 1L}), torch::tensor({3L, 0L}),
+                            AgeLoss::kLogMse);
   EXPECT_NEAR(l[0].item<float>(), (0.01 + 0.04) / 2, 1e-6);
   EXPECT_NEAR(l[1].item<float>(), (std::log(1 + std::exp(-2.0)) + std::log(1 + std::exp(-1.0))) / 2, 1e-6);
   EXPECT_NEAR(l[2].item<float>(), std::log(5.0), 1e-6);
+}
+
+TEST(TaskLosses, YearsL1IsTheMeanAbsoluteErrorInYears) {
+  // Ages 30 and 70 predicted as 25 and 80: errors of 5 and 10 years.
+  auto scaled = [](std::vector<float> years) { return torch::log(torch::tensor(years)) / kAgeScale; };
+  TaskOutputs out{scaled({25.0f, 80.0f}), torch::zeros({2, 2}), torch::zeros({2, 5})};
+  const auto target = scaled({30.0f, 70.0f}), gender = torch::tensor({0L, 1L}), ethnicity = torch::tensor({3L, 0L});
+  const auto l = TaskLosses(out, target, gender, ethnicity, AgeLoss::kYearsL1);
+  EXPECT_NEAR(l[0].item<float>(), (5.0 + 10.0) / 2 / kAgeLossYears, 1e-5);
+  // The classification terms do not depend on the age loss.
+  const auto log_mse = TaskLosses(out, target, gender, ethnicity, AgeLoss::kLogMse);
+  EXPECT_TRUE(torch::equal(l.slice(0, 1), log_mse.slice(0, 1)));
+  // The old face's 10 years weigh twice the young one's 5 here; under log-MSE the young face's error weighs more
+  // (log(30/25) > log(80/70)).
+  auto age = out.age.clone().requires_grad_(true);
+  TaskLosses({age, out.gender, out.ethnicity}, target, gender, ethnicity, AgeLoss::kYearsL1)[0].backward();
+  const auto g = age.grad();
+  // d/dp |e^(kAgeScale p) - a| = kAgeScale · e^(kAgeScale p) · sign, averaged over 2 and divided by kAgeLossYears.
+  EXPECT_NEAR(g[0].item<float>(), -kAgeScale * 25.0 / 2 / kAgeLossYears, 1e-4);
+  EXPECT_NEAR(g[1].item<float>(), kAgeScale * 80.0 / 2 / kAgeLossYears, 1e-4);
+}
+
+TEST(MultiTaskLoss, ComputesTaskLossesWithItsConfiguredAgeLoss) {
+  TaskOutputs out{torch::tensor({0.5f, 0.7f}), torch::zeros({2, 2}), torch::zeros({2, 5})};
+  const auto age = torch::tensor({0.4f, 0.9f}), gender = torch::tensor({0L, 1L}), ethnicity = torch::tensor({3L, 0L});
+  for (auto age_loss : {AgeLoss::kLogMse, AgeLoss::kYearsL1}) {
+    for (auto weighting : {LossWeighting::kUncertainty, LossWeighting::kEqual}) {
+      LossConfig config;
+      config.weighting = weighting;
+      config.age_loss = age_loss;
+      auto loss = MakeMultiTaskLoss(config);
+      EXPECT_EQ(loss->age_loss(), age_loss);
+      EXPECT_TRUE(torch::equal(loss->TaskLosses(out, age, gender, ethnicity),
+                               TaskLosses(out, age, gender, ethnicity, age_loss)));
+    }
+  }
+  EXPECT_EQ(MakeMultiTaskLoss({})->age_loss(), AgeLoss::kLogMse);  // the reference's, by default
+}
+
+TEST(AgeLoss, ParsesItsNames) {
+  for (auto a : {AgeLoss::kLogMse, AgeLoss::kYearsL1}) EXPECT_EQ(ParseAgeLoss(AgeLossName(a)), a);
+  EXPECT_THROW(ParseAgeLoss("l2-years"), std::invalid_argument);
 }
 
 }  // namespace

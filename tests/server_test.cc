@@ -99,6 +99,8 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   // The job's config shows every value the run used, defaults included.
   EXPECT_EQ(job.config().data_dir(), "faces");
   EXPECT_DOUBLE_EQ(job.config().weight_decay(), 0.01);
+  EXPECT_EQ(job.config().age_loss(), "log-mse");
+  EXPECT_DOUBLE_EQ(job.config().log_variance_lr_scale(), 1.0);
 }
 
 TEST_F(ServerTest, WatchStreamsStateProgressAndEpochsAndALateWatcherGetsTheCurrentState) {
@@ -166,6 +168,12 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c.set_loss_weighting(v1::LOSS_WEIGHTING_FIXED);
   c.add_fixed_weights(1);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "fixed_weights");
+  c = TinyJob();
+  c.set_age_loss("l2-years");
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "age_loss");
+  c = TinyJob();
+  c.set_log_variance_lr_scale(-1);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "log_variance_lr_scale");
   EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size(), before);
   EXPECT_EQ(CodeOf([&] { client().GetJob("job-nope"); }), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(CodeOf([&] { client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "x"); }), grpc::StatusCode::INVALID_ARGUMENT);

@@ -289,6 +289,9 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
   config = TinyConfig();
   config.precision = "fp16";
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.log_variance_lr_scale = 0;
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
 }
 
 TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {
@@ -311,6 +314,44 @@ TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {
     EXPECT_NEAR(bf16[e].train_loss, fp32[e].train_loss, 0.05 * std::abs(fp32[e].train_loss)) << "epoch " << e + 1;
     EXPECT_NE(bf16[e].train_loss, fp32[e].train_loss) << "autocast had no effect";
   }
+}
+
+TEST_F(TrainerTest, TheConfiguredAgeLossIsWhatTrainsAndWhatValidationReports) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 0;
+  config.unfrozen.epochs = 1;
+  config.loss.age_loss = AgeLoss::kYearsL1;
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  const auto history = trainer.Run().history;
+  ASSERT_EQ(history.size(), 1u);
+  const auto& v = history[0].validation;
+  // Under l1-years the age task's loss is the age MAE in years / kAgeLossYears; the log-age RMSE stays as it was.
+  EXPECT_NEAR(v.task_losses[0], v.age_mae_years / kAgeLossYears, 1e-4 * v.task_losses[0]);
+  EXPECT_GT(v.age_rmse, 0.0);
+  EXPECT_NE(v.age_rmse, std::sqrt(v.task_losses[0]));
+  EXPECT_TRUE(std::isfinite(history[0].train_task_losses[0]));
+  EXPECT_GT(history[0].train_task_losses[0], 0.0);
+}
+
+TEST_F(TrainerTest, TheLogVarianceLearningRateScaleSpeedsTheLearnedWeights) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 0;
+  config.unfrozen.epochs = 1;
+  std::map<double, EpochMetrics> last;
+  for (const double scale : {1.0, 10.0}) {
+    config.log_variance_lr_scale = scale;
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    last[scale] = trainer.Run().history.back();
+  }
+  // Adam moves a parameter about one learning rate per step while its gradient keeps its sign, as the age
+  // log-variance's does on its way down from 0: ten times the rate, about ten times the distance.
+  const double slow = last[1.0].log_variances[0], fast = last[10.0].log_variances[0];
+  EXPECT_LT(slow, 0.0);
+  EXPECT_GT(std::abs(fast), 5 * std::abs(slow)) << "scale 1: " << slow << ", scale 10: " << fast;
 }
 
 TEST_F(TrainerTest, PretrainedEncoderWithWrongKeysIsAClearError) {

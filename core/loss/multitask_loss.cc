@@ -1,5 +1,7 @@
 #include "core/loss/multitask_loss.h"
 
+#include "core/labels.h"
+
 #include <torch/torch.h>
 
 #include <stdexcept>
@@ -10,8 +12,9 @@ namespace {
 // Learned homoscedastic-uncertainty weighting. log_vars start at 0 (every weight 1).
 class UncertaintyLoss final : public MultiTaskLossImpl {
  public:
-  explicit UncertaintyLoss(bool kendall_form)
-      : log_vars_(register_parameter("log_vars", torch::zeros({kNumTasks}))) {
+  UncertaintyLoss(bool kendall_form, AgeLoss age_loss)
+      : MultiTaskLossImpl(age_loss),
+        log_vars_(register_parameter("log_vars", torch::zeros({kNumTasks}))) {
     // Kendall's derivation: a Gaussian likelihood gives ½ on the regression term; a softmax with temperature σ²
     // gives 1 on classification terms; every task adds ½ log σ². The seed used 1 and s everywhere.
     scale_ = kendall_form ? torch::tensor({0.5, 1.0, 1.0}) : torch::ones({kNumTasks});
@@ -34,8 +37,9 @@ class UncertaintyLoss final : public MultiTaskLossImpl {
 
 class FixedWeightLoss final : public MultiTaskLossImpl {
  public:
-  explicit FixedWeightLoss(const std::array<double, kNumTasks>& weights)
-      : weights_(torch::tensor({weights[0], weights[1], weights[2]}, torch::kFloat)) {}
+  FixedWeightLoss(const std::array<double, kNumTasks>& weights, AgeLoss age_loss)
+      : MultiTaskLossImpl(age_loss),
+        weights_(torch::tensor({weights[0], weights[1], weights[2]}, torch::kFloat)) {}
   torch::Tensor Combine(const torch::Tensor& task_losses) const override {
     return (weights_.to(task_losses.device()) * task_losses).sum();
   }
@@ -67,22 +71,49 @@ std::string LossWeightingName(LossWeighting weighting) {
   return "unknown";
 }
 
+AgeLoss ParseAgeLoss(const std::string& name) {
+  if (name == "log-mse") return AgeLoss::kLogMse;
+  if (name == "l1-years") return AgeLoss::kYearsL1;
+  throw std::invalid_argument("unknown age loss '" + name + "' (expected log-mse or l1-years)");
+}
+
+std::string AgeLossName(AgeLoss age_loss) {
+  switch (age_loss) {
+    case AgeLoss::kLogMse: return "log-mse";
+    case AgeLoss::kYearsL1: return "l1-years";
+  }
+  return "unknown";
+}
+
 torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
-                         const torch::Tensor& ethnicity) {
-  return torch::stack({torch::mse_loss(outputs.age, age_target), torch::nn::functional::cross_entropy(outputs.gender, gender),
+                         const torch::Tensor& ethnicity, AgeLoss age_loss) {
+  torch::Tensor age;
+  if (age_loss == AgeLoss::kYearsL1) {
+    // In float: under bf16 autocast exp() of the output would round 80 years to the nearest 0.5.
+    const auto years = [](const torch::Tensor& scaled_log_age) {
+      return torch::exp(scaled_log_age.to(torch::kFloat) * kAgeScale);
+    };
+    age = torch::l1_loss(years(outputs.age), years(age_target)) / kAgeLossYears;
+  } else {
+    age = torch::mse_loss(outputs.age, age_target);
+  }
+  return torch::stack({age, torch::nn::functional::cross_entropy(outputs.gender, gender),
                        torch::nn::functional::cross_entropy(outputs.ethnicity, ethnicity)});
 }
 
 std::shared_ptr<MultiTaskLossImpl> MakeMultiTaskLoss(const LossConfig& config) {
   switch (config.weighting) {
-    case LossWeighting::kUncertainty: return std::make_shared<UncertaintyLoss>(/*kendall_form=*/true);
-    case LossWeighting::kUncertaintySeed: return std::make_shared<UncertaintyLoss>(/*kendall_form=*/false);
-    case LossWeighting::kEqual: return std::make_shared<FixedWeightLoss>(std::array<double, kNumTasks>{1, 1, 1});
+    case LossWeighting::kUncertainty:
+      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/true, config.age_loss);
+    case LossWeighting::kUncertaintySeed:
+      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/false, config.age_loss);
+    case LossWeighting::kEqual:
+      return std::make_shared<FixedWeightLoss>(std::array<double, kNumTasks>{1, 1, 1}, config.age_loss);
     case LossWeighting::kFixed:
       for (double w : config.fixed_weights) {
         if (!(w >= 0.0) || !std::isfinite(w)) throw std::invalid_argument("fixed loss weights must be finite and >= 0");
       }
-      return std::make_shared<FixedWeightLoss>(config.fixed_weights);
+      return std::make_shared<FixedWeightLoss>(config.fixed_weights, config.age_loss);
   }
   throw std::invalid_argument("unknown loss weighting");
 }

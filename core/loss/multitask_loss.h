@@ -24,25 +24,54 @@ enum class LossWeighting {
 LossWeighting ParseLossWeighting(const std::string& name);  // "uncertainty" | "uncertainty-seed" | "equal" | "fixed"
 std::string LossWeightingName(LossWeighting weighting);
 
+// What the age task's loss measures. The model's age output is the scaled log-age either way.
+enum class AgeLoss {
+  // MSE of the scaled log-age (the reference's): a relative error, so a child's 2 years weigh more than an
+  // 80-year-old's 20.
+  kLogMse,
+  // Mean absolute error in years, divided by kAgeLossYears: the error that age MAE reports, whose minimiser is the
+  // median age given the face.
+  kYearsL1,
+};
+
+// Years per unit of the kYearsL1 loss. 100 puts its gradient at the cross-entropies' scale (about 1 per face at
+// age 30, where the log-MSE gives about 0.1), so that no weighting has to learn a factor of 100 first.
+inline constexpr double kAgeLossYears = 100.0;
+
+AgeLoss ParseAgeLoss(const std::string& name);  // "log-mse" | "l1-years"
+std::string AgeLossName(AgeLoss age_loss);
+
 struct LossConfig {
   LossWeighting weighting = LossWeighting::kUncertainty;
   std::array<double, kNumTasks> fixed_weights = {1.0, 1.0, 1.0};  // used by kFixed only
+  AgeLoss age_loss = AgeLoss::kLogMse;
 };
 
-// Per-task mean losses (3): MSE of the scaled log-age, cross-entropy of gender, cross-entropy of ethnicity.
+// Per-task mean losses (3): the age loss (see AgeLoss), cross-entropy of gender, cross-entropy of ethnicity.
+// age_target is the scaled log-age, as the model's age output.
 torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
-                         const torch::Tensor& ethnicity);
+                         const torch::Tensor& ethnicity, AgeLoss age_loss);
 
 // A weighting of the task losses. Learned weightings own parameters ("log_vars") that belong in the optimizer,
 // without weight decay. The total may be negative for the uncertainty forms: that is expected.
 class MultiTaskLossImpl : public torch::nn::Module {
  public:
+  explicit MultiTaskLossImpl(AgeLoss age_loss) : age_loss_(age_loss) {}
+  // The per-task losses this objective combines: TaskLosses with its age loss.
+  torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
+                           const torch::Tensor& ethnicity) const {
+    return facet::TaskLosses(outputs, age_target, gender, ethnicity, age_loss_);
+  }
+  AgeLoss age_loss() const { return age_loss_; }
   // task_losses: (3) in kTaskNames order -> scalar total.
   virtual torch::Tensor Combine(const torch::Tensor& task_losses) const = 0;
   // s_i = log σ_i² per task (zeros for fixed weightings).
   virtual torch::Tensor LogVariances() const = 0;
   // The coefficient that multiplies each L_i in the total (e^(-s_i); ½e^(-s) for Kendall's regression term).
   virtual torch::Tensor EffectiveWeights() const = 0;
+
+ private:
+  AgeLoss age_loss_;
 };
 
 std::shared_ptr<MultiTaskLossImpl> MakeMultiTaskLoss(const LossConfig& config);

@@ -68,12 +68,12 @@ EvalMetrics ComputeMetrics(const LabelledOutputs& data, const MultiTaskLossImpl&
   EvalMetrics m;
   if (data.size() == 0) return m;
   const auto& all = data.outputs;
-  const auto task_losses = TaskLosses(all, data.age, data.gender, data.ethnicity);
+  const auto task_losses = loss.TaskLosses(all, data.age, data.gender, data.ethnicity);
   m.n = data.size();
   m.loss = loss.Combine(task_losses.to(loss.parameters().empty() ? torch::kCPU : loss.parameters()[0].device()))
                .item<double>();
   for (int i = 0; i < kNumTasks; ++i) m.task_losses[i] = task_losses[i].item<double>();
-  m.age_rmse = std::sqrt(m.task_losses[0]);
+  m.age_rmse = torch::mse_loss(all.age.to(torch::kDouble), data.age.to(torch::kDouble)).sqrt().item<double>();
   const auto true_years = torch::exp(data.age.to(torch::kDouble) * kAgeScale);
   const auto age_error = (torch::exp(all.age.to(torch::kDouble) * kAgeScale) - true_years).abs();
   m.age_mae_years = age_error.mean().item<double>();

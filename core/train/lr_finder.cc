@@ -47,7 +47,7 @@ LrFinderResult FindLearningRate(Trainer& trainer, BatchSource& train, const LrFi
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const auto out = model->forward(batch->images.to(device));
     const auto task_losses =
-        TaskLosses(out, batch->age.to(device), batch->gender.to(device), batch->ethnicity.to(device));
+        loss_module.TaskLosses(out, batch->age.to(device), batch->gender.to(device), batch->ethnicity.to(device));
     const auto loss = loss_module.Combine(task_losses);
     optimizer.zero_grad();
     loss.backward();

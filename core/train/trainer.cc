@@ -215,6 +215,7 @@ void Trainer::ConfigureStage(Stage stage) {
     const double mid = std::sqrt(sc.lr_min * sc.lr_max);
     group_max_lrs_ = {sc.lr_min, mid, sc.lr_max, sc.lr_max};
   }
+  group_max_lrs_[kLossParamGroup] *= config_.log_variance_lr_scale;
   if (group_) {
     std::vector<at::Tensor> trainable;
     for (const auto& p : model_->parameters()) {
@@ -320,8 +321,8 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     {
       BFloat16Autocast autocast(device_, config_.precision == "bf16");
       const auto outputs = model_->forward(images_on_device);
-      task_losses = TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
-                               batch->ethnicity.to(device_, true))
+      task_losses = loss_->TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
+                                       batch->ethnicity.to(device_, true))
                         .to(torch::kFloat);
       loss = loss_->Combine(task_losses);
     }

@@ -47,6 +47,7 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
     if (c.unfrozen.lr_min > c.unfrozen.lr_max) Fail("unfrozen.lr_min", "must be <= unfrozen.lr_max");
   }
   CheckRange("weight_decay", c.weight_decay, 0.0, 1.0);
+  CheckRange("log_variance_lr_scale", c.log_variance_lr_scale, 1e-3, 1e3);
   if (c.loss.weighting == LossWeighting::kFixed) {
     double sum = 0.0;
     for (int i = 0; i < kNumTasks; ++i) {

@@ -34,6 +34,10 @@ struct TrainingConfig {
   StageConfig unfrozen{/*epochs=*/3, /*lr_max=*/1e-3, /*lr_min=*/1e-4};
   double weight_decay = 1e-2;
   LossConfig loss;
+  // The learned log-variances' learning rate as a multiple of the heads'. Adam moves a parameter about one learning
+  // rate per step, and the age log-variance's optimum lies near -5 (its loss is small): at 1x it gets there only
+  // after tens of epochs, weighting age too little all the while.
+  double log_variance_lr_scale = 1.0;
   AugmentOptions augment;
   uint64_t seed = 42;
 
