@@ -214,7 +214,7 @@ MultiTaskNet LoadExportedModel(const std::string& path, c10::Device device, Expo
     throw std::runtime_error("'" + path + "': unsupported export format version " + std::to_string(version));
   }
   ExportedModelInfo meta{ArchFromKeys(tensors), static_cast<int>(ScalarOf(tensors, "meta.base_width", path)),
-                         static_cast<int>(ScalarOf(tensors, "meta.image_size", path))};
+                         static_cast<int>(ScalarOf(tensors, "meta.image_size", path)), Calibration{}};
   if (meta.base_width < 1 || meta.image_size < 1) throw std::runtime_error("'" + path + "': invalid metadata");
   meta.calibration = CalibrationOf(tensors, path);
   MultiTaskNet model(ResNetOptions{meta.arch, meta.base_width});
