@@ -403,6 +403,14 @@ def report(results, out_path):
              "advantage. run_accuracy.py now gives every study run the main run's probe."
              if len({s["epochs"] for s in study["runs"].values()}) > 1 else ""))
         w("")
+        if "commit" in study:
+            changed = {k: v for k, v in study["recipe"].items() if results.get("recipe", {}).get(k) != v}
+            changed.update({k: "(default)" for k in results.get("recipe", {}) if k not in study["recipe"]})
+            w(f"This study was run at commit {study['commit']}, before the main run above"
+              + (", with a recipe that differs from the main run's in: "
+                 + ", ".join(f"`{k} = {v}`" for k, v in sorted(changed.items())) + "." if changed
+                 else ", with the same recipe."))
+            w("")
         w("| weighting | epochs | age MAE | gender | ethnicity | final log-variances |")
         w("|---|---|---|---|---|---|")
         for name, s in study["runs"].items():
@@ -495,10 +503,26 @@ def main():
             raise SystemExit(f"{side} answered {results[side]['metrics']['n']} of {expected} sample faces")
     if "age_interval_coverage" not in results["facet"]["metrics"]:
         raise SystemExit("facet's answers carry no age interval")
+    if not args.study:
+        carry_study(results, json_path)
     results["machine"] = machine()
     shutil.rmtree(tmp, ignore_errors=True)
     write_predictions(args, strip_predictions(results))
     return write_results(results, args, json_path)
+
+
+def carry_study(results, json_path):
+    """A run without --study keeps the weighting study of the JSON it replaces (it takes hours), marked with the
+    recipe and commit it ran with, so that the report can say where they differ from this run's."""
+    if not os.path.exists(json_path):
+        return
+    earlier = json.load(open(json_path))
+    study = earlier.get("weighting_study")
+    if not study:
+        return
+    study.setdefault("recipe", earlier.get("recipe", {}))
+    study.setdefault("commit", earlier.get("machine", {}).get("commit", "?"))
+    results["weighting_study"] = study
 
 
 def write_predictions(args, answers):
