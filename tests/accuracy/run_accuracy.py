@@ -317,10 +317,11 @@ def report(results, out_path):
     recipe = results.get("recipe") or read_recipe()
     w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` ({recipe.get('arch', '?')}, {recipe.get('size', '?')} "
       f"px, batch {recipe.get('batch', '?')}, one-cycle AdamW {recipe.get('unfrozen-lr-max', '?')}, "
-      f"{recipe.get('loss', '?')} weighting, {recipe.get('precision', 'fp32')}), {f['epochs']} epochs in "
+      f"{recipe.get('loss', '?')} weighting, {recipe.get('age-loss', 'log-mse')} age loss, "
+      f"{recipe.get('precision', 'fp32')}), {f['epochs']} epochs in "
       f"{f['train_wall_s'] / 60:.1f} min, answers through "
       f"Predict. Reference: `mtl_reference.py train` ({REFERENCE_ARCH}, {REFERENCE_SIZE} px, batch 64, the same "
-      "loss, heads and schedule in plain PyTorch, fp32: it has no bf16 mode), "
+      "heads, weighting and schedule in plain PyTorch, the log-mse age loss, fp32: it has no bf16 mode), "
       f"{r['epochs']} epochs in {r['train_wall_s'] / 60:.1f} min.")
     w("- Reproduce: `make accuracy` (`ACCURACY_MINUTES`, default 45; needs `../shared`).")
     w("")
