@@ -198,8 +198,10 @@ void PrintJob(const v1::Job& job) {
   std::printf("model      %s width %d, %d px, batch %d, epochs %d frozen + %d unfrozen, seed %llu\n", c.arch().c_str(),
               c.base_width(), c.image_size(), c.batch_size(), c.frozen().epochs(), c.unfrozen().epochs(),
               static_cast<unsigned long long>(c.seed()));
-  std::printf("loss       %s, age %s, log-variance lr x%g\n", v1::LossWeighting_Name(c.loss_weighting()).c_str(),
-              c.age_loss().c_str(), c.log_variance_lr_scale());
+  std::printf("loss       %s, age %s, log-variance lr x%g, label smoothing %g\n",
+              v1::LossWeighting_Name(c.loss_weighting()).c_str(), c.age_loss().c_str(), c.log_variance_lr_scale(),
+              c.label_smoothing());
+  if (c.ethnicity_balance() > 0) std::printf("sampling   ethnicity balance %g\n", c.ethnicity_balance());
   std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
               FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
   if (job.config().world_size() > 1) {
@@ -241,6 +243,9 @@ void DefineTrainingFlags(FlagSet& f) {
            "absolute error in years / 100)");
   f.Double("log-var-lr-scale", 1.0, "with a learned weighting: the log-variances' learning rate as a multiple of "
            "the heads'");
+  f.Double("label-smoothing", 0.0, "share of each gender/ethnicity target spread over all classes, 0 to 0.5");
+  f.Double("ethnicity-balance", 0.0, "0 to 1: draw training faces weighted by (faces of their ethnicity)^-X; 1 "
+           "sees every ethnicity equally often, 0 (off) every face once an epoch");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
@@ -317,6 +322,8 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   }
   if (f.IsSet("age-loss")) c.set_age_loss(f.GetString("age-loss"));
   if (f.IsSet("log-var-lr-scale")) c.set_log_variance_lr_scale(f.GetDouble("log-var-lr-scale"));
+  if (f.IsSet("label-smoothing")) c.set_label_smoothing(f.GetDouble("label-smoothing"));
+  if (f.IsSet("ethnicity-balance")) c.set_ethnicity_balance(f.GetDouble("ethnicity-balance"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));

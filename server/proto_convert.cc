@@ -57,6 +57,8 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   ApplyStage(in.unfrozen(), c.unfrozen);
   if (in.has_weight_decay()) c.weight_decay = in.weight_decay();
   if (in.has_log_variance_lr_scale()) c.log_variance_lr_scale = in.log_variance_lr_scale();
+  if (in.has_label_smoothing()) c.loss.label_smoothing = in.label_smoothing();
+  if (in.has_ethnicity_balance()) c.ethnicity_balance = in.ethnicity_balance();
   c.loss.weighting = FromProto(in.loss_weighting());
   if (in.fixed_weights_size() > 0) {
     if (in.fixed_weights_size() != kNumTasks) {
@@ -108,6 +110,8 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   if (c.loss.weighting == LossWeighting::kFixed) CopyArray(c.loss.fixed_weights, out.mutable_fixed_weights());
   out.set_age_loss(AgeLossName(c.loss.age_loss));
   out.set_log_variance_lr_scale(c.log_variance_lr_scale);
+  out.set_label_smoothing(c.loss.label_smoothing);
+  out.set_ethnicity_balance(c.ethnicity_balance);
   auto* a = out.mutable_augment();
   a->set_enabled(c.augment.enabled);
   a->set_flip_probability(c.augment.flip_probability);

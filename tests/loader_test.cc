@@ -100,6 +100,64 @@ TEST_F(LoaderTest, UndecodableImagesAreSkippedAndCounted) {
   EXPECT_EQ(loader.undecodable_images(), 1);
 }
 
+// Share of white faces (ethnicity 0) over `epochs` epochs of a loader whose samples are 80% white.
+double WhiteShare(const std::vector<Sample>& samples, LoaderOptions options, int epochs, uint64_t first_seed) {
+  UtkFaceLoader loader(samples, options);
+  int64_t white = 0, total = 0;
+  for (int e = 0; e < epochs; ++e) {
+    loader.StartEpoch(first_seed + e);
+    while (auto b = loader.Next()) {
+      white += (b->ethnicity == 0).sum().item<int64_t>();
+      total += b->size();
+    }
+  }
+  return static_cast<double>(white) / static_cast<double>(total);
+}
+
+TEST_F(LoaderTest, EthnicityBalanceDrawsRareEthnicitiesAsOftenAsCommonOnes) {
+  std::vector<Sample> skewed = samples_;  // 40 white faces, then 2 or 3 of each other ethnicity
+  for (size_t i = 0; i < skewed.size(); ++i) skewed[i].labels.ethnicity = i < 40 ? 0 : 1 + static_cast<int>(i % 4);
+  LoaderOptions o = Options(2);
+  o.augment = false;
+  EXPECT_NEAR(WhiteShare(skewed, o, 10, 1), 0.8, 0.03);  // a shuffle: nearly every face, once
+  o.ethnicity_balance = 1.0;
+  // One ethnicity in five: 0.2 expected; over 480 draws its standard deviation is 0.018.
+  EXPECT_NEAR(WhiteShare(skewed, o, 10, 1), 0.2, 0.07);
+  o.ethnicity_balance = 0.5;
+  // Faces weigh count^-0.5: white's 40 together sqrt(40), the others' 3, 3, 2, 2 together 2 sqrt(3) + 2 sqrt(2):
+  // white gets half the draws.
+  EXPECT_NEAR(WhiteShare(skewed, o, 10, 1), 0.5, 0.08);
+
+  // The draw is the epoch seed's, whatever the number of workers.
+  o.ethnicity_balance = 1.0;
+  o.augment = true;
+  LoaderOptions inline_options = o;
+  inline_options.workers = 0;
+  UtkFaceLoader threaded(skewed, o), inline_loader(skewed, inline_options);
+  const auto a = Epoch(threaded, 9), b = Epoch(inline_loader, 9);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].images, b[i].images)) << "batch " << i;
+    EXPECT_TRUE(torch::equal(a[i].ethnicity, b[i].ethnicity)) << "batch " << i;
+  }
+  o.ethnicity_balance = 1.5;
+  EXPECT_THROW(UtkFaceLoader(skewed, o), std::invalid_argument);
+}
+
+TEST_F(LoaderTest, OpenTrainingDataBalancesTrainingOnly) {
+  TrainingConfig config;
+  config.data_dir = dir_.path();
+  config.batch_size = 8;
+  config.image_size = 32;
+  config.device = "cpu";
+  config.ethnicity_balance = 1.0;
+  const TrainingData data = OpenTrainingData(config);
+  // Validation still visits every face once: 10 faces in batches of 8, the last partial.
+  const auto validation = Epoch(*data.validation, 3);
+  ASSERT_EQ(validation.size(), 2u);
+  EXPECT_EQ(validation[0].size() + validation[1].size(), 10);
+}
+
 TEST_F(LoaderTest, OpenTrainingDataSplitsAndRejectsEmptyFolders) {
   TrainingConfig config;
   config.data_dir = dir_.path();

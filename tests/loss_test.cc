@@ -118,6 +118,30 @@ TEST(MultiTaskLoss, ComputesTaskLossesWithItsConfiguredAgeLoss) {
   EXPECT_EQ(MakeMultiTaskLoss({})->age_loss(), AgeLoss::kLogMse);  // the reference's, by default
 }
 
+TEST(TaskLosses, LabelSmoothingMixesTheTargetWithAUniformOne) {
+  TaskOutputs out{torch::tensor({0.5f, 0.7f}), torch::tensor({{2.0f, 0.0f}, {0.0f, 1.0f}}),
+                  torch::tensor({{1.0f, 0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 3.0f, 0.0f, 0.0f}})};
+  const auto age = torch::tensor({0.4f, 0.9f}), gender = torch::tensor({0L, 1L}), ethnicity = torch::tensor({0L, 4L});
+  const double eps = 0.2;
+  // (1 - eps) · (-log p_target) + eps · mean over classes of (-log p_c), averaged over the batch.
+  auto smoothed = [&](const torch::Tensor& logits, const torch::Tensor& target) {
+    const auto log_p = torch::log_softmax(logits.to(torch::kDouble), 1);
+    const auto nll = -log_p.gather(1, target.unsqueeze(1)).squeeze(1);
+    return ((1 - eps) * nll - eps * log_p.mean(1)).mean().item<double>();
+  };
+  LossConfig config;
+  config.label_smoothing = eps;
+  auto loss = MakeMultiTaskLoss(config);
+  EXPECT_DOUBLE_EQ(loss->label_smoothing(), eps);
+  const auto l = loss->TaskLosses(out, age, gender, ethnicity);
+  EXPECT_NEAR(l[1].item<float>(), smoothed(out.gender, gender), 1e-6);
+  EXPECT_NEAR(l[2].item<float>(), smoothed(out.ethnicity, ethnicity), 1e-6);
+  // The age term is untouched, and no smoothing is plain cross-entropy.
+  const auto plain = TaskLosses(out, age, gender, ethnicity, AgeLoss::kLogMse);
+  EXPECT_EQ(l[0].item<float>(), plain[0].item<float>());
+  EXPECT_EQ(MakeMultiTaskLoss({})->label_smoothing(), 0.0);
+}
+
 TEST(AgeLoss, ParsesItsNames) {
   for (auto a : {AgeLoss::kLogMse, AgeLoss::kYearsL1}) EXPECT_EQ(ParseAgeLoss(AgeLossName(a)), a);
   EXPECT_THROW(ParseAgeLoss("l2-years"), std::invalid_argument);

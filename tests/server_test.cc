@@ -101,6 +101,8 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_DOUBLE_EQ(job.config().weight_decay(), 0.01);
   EXPECT_EQ(job.config().age_loss(), "log-mse");
   EXPECT_DOUBLE_EQ(job.config().log_variance_lr_scale(), 1.0);
+  EXPECT_EQ(job.config().label_smoothing(), 0.0);
+  EXPECT_EQ(job.config().ethnicity_balance(), 0.0);
 }
 
 TEST_F(ServerTest, WatchStreamsStateProgressAndEpochsAndALateWatcherGetsTheCurrentState) {
@@ -174,6 +176,12 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c = TinyJob();
   c.set_log_variance_lr_scale(-1);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "log_variance_lr_scale");
+  c = TinyJob();
+  c.set_label_smoothing(0.9);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "label_smoothing");
+  c = TinyJob();
+  c.set_ethnicity_balance(-0.5);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ethnicity_balance");
   EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size(), before);
   EXPECT_EQ(CodeOf([&] { client().GetJob("job-nope"); }), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(CodeOf([&] { client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "x"); }), grpc::StatusCode::INVALID_ARGUMENT);

@@ -7,13 +7,35 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <numeric>
 #include <random>
 
 namespace facet {
+namespace {
+
+std::vector<double> EthnicityDrawWeights(const std::vector<Sample>& samples, double balance) {
+  if (balance <= 0.0) return {};
+  std::array<int64_t, kNumEthnicities> count{};
+  for (const auto& s : samples) ++count[s.labels.ethnicity];
+  std::vector<double> weights;
+  weights.reserve(samples.size());
+  for (const auto& s : samples) weights.push_back(std::pow(static_cast<double>(count[s.labels.ethnicity]), -balance));
+  return weights;
+}
+
+}  // namespace
 
 UtkFaceLoader::UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& options)
-    : samples_(std::move(samples)), options_(options), augmenter_(options.augment_options, options.image_size) {
+    : samples_(std::move(samples)),
+      options_(options),
+      draw_weights_(options.shuffle ? EthnicityDrawWeights(samples_, options.ethnicity_balance)
+                                    : std::vector<double>{}),
+      augmenter_(options.augment_options, options.image_size) {
+  if (!(options.ethnicity_balance >= 0.0 && options.ethnicity_balance <= 1.0)) {
+    throw std::invalid_argument("loader ethnicity_balance must be in [0, 1]");
+  }
   if (options.batch_size < 1) throw std::invalid_argument("loader batch_size must be >= 1");
   if (options.num_shards < 1 || options.shard < 0 || options.shard >= options.num_shards ||
       options.batch_size % options.num_shards != 0) {
@@ -43,8 +65,14 @@ int64_t UtkFaceLoader::batches_per_epoch() const {
 
 void UtkFaceLoader::StartEpoch(uint64_t epoch_seed, int64_t first_batch) {
   std::vector<size_t> order(samples_.size());
-  std::iota(order.begin(), order.end(), 0);
-  if (options_.shuffle) std::shuffle(order.begin(), order.end(), std::mt19937_64(epoch_seed));
+  std::mt19937_64 rng(epoch_seed);
+  if (!draw_weights_.empty()) {
+    std::discrete_distribution<size_t> draw(draw_weights_.begin(), draw_weights_.end());
+    for (auto& index : order) index = draw(rng);
+  } else {
+    std::iota(order.begin(), order.end(), 0);
+    if (options_.shuffle) std::shuffle(order.begin(), order.end(), rng);
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++epoch_generation_;  // batches of an abandoned epoch still being built are discarded on arrival

@@ -19,6 +19,10 @@ struct LoaderOptions {
   int image_size = 64;
   int batch_size = 64;
   bool shuffle = false;
+  // With shuffle: 0 shuffles, and every face is seen once an epoch. Above 0, each epoch draws as many faces, with
+  // replacement, each with weight (faces of its ethnicity)^-ethnicity_balance: 1 draws every ethnicity equally
+  // often, 0.5 halfway there (inverse square root of frequency). Against the data set's bias toward white faces.
+  double ethnicity_balance = 0.0;
   bool drop_last = false;       // training drops the last partial batch (as fastai does); validation keeps it
   bool augment = false;
   AugmentOptions augment_options;
@@ -64,6 +68,7 @@ class UtkFaceLoader final : public BatchSource {
   // Constant after construction.
   const std::vector<Sample> samples_;
   const LoaderOptions options_;
+  const std::vector<double> draw_weights_;  // per sample; empty unless ethnicity_balance > 0
   const Augmenter augmenter_;
 
   std::atomic<int64_t> undecodable_{0};

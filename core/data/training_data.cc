@@ -38,6 +38,7 @@ TrainingData OpenTrainingData(const TrainingConfig& config, DataShard shard) {
   train_options.pin_memory = ResolveDevice(config.device).is_cuda();
   LoaderOptions validation_options = train_options;
   train_options.shuffle = true;
+  train_options.ethnicity_balance = config.ethnicity_balance;
   train_options.drop_last = true;
   train_options.augment = config.augment.enabled;
   train_options.augment_options = config.augment;

@@ -12,8 +12,8 @@ namespace {
 // Learned homoscedastic-uncertainty weighting. log_vars start at 0 (every weight 1).
 class UncertaintyLoss final : public MultiTaskLossImpl {
  public:
-  UncertaintyLoss(bool kendall_form, AgeLoss age_loss)
-      : MultiTaskLossImpl(age_loss),
+  UncertaintyLoss(bool kendall_form, const LossConfig& config)
+      : MultiTaskLossImpl(config.age_loss, config.label_smoothing),
         log_vars_(register_parameter("log_vars", torch::zeros({kNumTasks}))) {
     // Kendall's derivation: a Gaussian likelihood gives ½ on the regression term; a softmax with temperature σ²
     // gives 1 on classification terms; every task adds ½ log σ². The seed used 1 and s everywhere.
@@ -37,8 +37,8 @@ class UncertaintyLoss final : public MultiTaskLossImpl {
 
 class FixedWeightLoss final : public MultiTaskLossImpl {
  public:
-  FixedWeightLoss(const std::array<double, kNumTasks>& weights, AgeLoss age_loss)
-      : MultiTaskLossImpl(age_loss),
+  FixedWeightLoss(const std::array<double, kNumTasks>& weights, const LossConfig& config)
+      : MultiTaskLossImpl(config.age_loss, config.label_smoothing),
         weights_(torch::tensor({weights[0], weights[1], weights[2]}, torch::kFloat)) {}
   torch::Tensor Combine(const torch::Tensor& task_losses) const override {
     return (weights_.to(task_losses.device()) * task_losses).sum();
@@ -86,34 +86,33 @@ std::string AgeLossName(AgeLoss age_loss) {
 }
 
 torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
-                         const torch::Tensor& ethnicity, AgeLoss age_loss) {
-  torch::Tensor age;
-  if (age_loss == AgeLoss::kYearsL1) {
-    // In float: under bf16 autocast exp() of the output would round 80 years to the nearest 0.5.
-    const auto years = [](const torch::Tensor& scaled_log_age) {
-      return torch::exp(scaled_log_age.to(torch::kFloat) * kAgeScale);
-    };
-    age = torch::l1_loss(years(outputs.age), years(age_target)) / kAgeLossYears;
-  } else {
-    age = torch::mse_loss(outputs.age, age_target);
-  }
-  return torch::stack({age, torch::nn::functional::cross_entropy(outputs.gender, gender),
-                       torch::nn::functional::cross_entropy(outputs.ethnicity, ethnicity)});
+                         const torch::Tensor& ethnicity, AgeLoss age_loss, double label_smoothing) {
+  const torch::Tensor age = age_loss == AgeLoss::kYearsL1
+                                ? torch::l1_loss(AgeOutputToYears(outputs.age), AgeOutputToYears(age_target)) /
+                                      kAgeLossYears
+                                : torch::mse_loss(outputs.age, age_target);
+  const auto options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing);
+  return torch::stack({age, torch::nn::functional::cross_entropy(outputs.gender, gender, options),
+                       torch::nn::functional::cross_entropy(outputs.ethnicity, ethnicity, options)});
+}
+
+torch::Tensor AgeOutputToYears(const torch::Tensor& scaled_log_age, c10::ScalarType dtype) {
+  return torch::exp(scaled_log_age.to(dtype) * kAgeScale);
 }
 
 std::shared_ptr<MultiTaskLossImpl> MakeMultiTaskLoss(const LossConfig& config) {
   switch (config.weighting) {
     case LossWeighting::kUncertainty:
-      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/true, config.age_loss);
+      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/true, config);
     case LossWeighting::kUncertaintySeed:
-      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/false, config.age_loss);
+      return std::make_shared<UncertaintyLoss>(/*kendall_form=*/false, config);
     case LossWeighting::kEqual:
-      return std::make_shared<FixedWeightLoss>(std::array<double, kNumTasks>{1, 1, 1}, config.age_loss);
+      return std::make_shared<FixedWeightLoss>(std::array<double, kNumTasks>{1, 1, 1}, config);
     case LossWeighting::kFixed:
       for (double w : config.fixed_weights) {
         if (!(w >= 0.0) || !std::isfinite(w)) throw std::invalid_argument("fixed loss weights must be finite and >= 0");
       }
-      return std::make_shared<FixedWeightLoss>(config.fixed_weights, config.age_loss);
+      return std::make_shared<FixedWeightLoss>(config.fixed_weights, config);
   }
   throw std::invalid_argument("unknown loss weighting");
 }

@@ -45,24 +45,33 @@ struct LossConfig {
   LossWeighting weighting = LossWeighting::kUncertainty;
   std::array<double, kNumTasks> fixed_weights = {1.0, 1.0, 1.0};  // used by kFixed only
   AgeLoss age_loss = AgeLoss::kLogMse;
+  // Share of each classification target spread evenly over all classes (0: plain cross-entropy). It keeps logits
+  // from growing without bound on faces the labels get wrong.
+  double label_smoothing = 0.0;
 };
 
-// Per-task mean losses (3): the age loss (see AgeLoss), cross-entropy of gender, cross-entropy of ethnicity.
-// age_target is the scaled log-age, as the model's age output.
+// Per-task mean losses (3): the age loss (see AgeLoss), cross-entropy of gender, cross-entropy of ethnicity (with
+// label_smoothing). age_target is the scaled log-age, as the model's age output.
 torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
-                         const torch::Tensor& ethnicity, AgeLoss age_loss);
+                         const torch::Tensor& ethnicity, AgeLoss age_loss, double label_smoothing = 0.0);
+
+// Years from the model's age output (the scaled log-age), in float or wider: exp() under bf16 would round 80 years
+// to the nearest 0.5.
+torch::Tensor AgeOutputToYears(const torch::Tensor& scaled_log_age, c10::ScalarType dtype = c10::ScalarType::Float);
 
 // A weighting of the task losses. Learned weightings own parameters ("log_vars") that belong in the optimizer,
 // without weight decay. The total may be negative for the uncertainty forms: that is expected.
 class MultiTaskLossImpl : public torch::nn::Module {
  public:
-  explicit MultiTaskLossImpl(AgeLoss age_loss) : age_loss_(age_loss) {}
-  // The per-task losses this objective combines: TaskLosses with its age loss.
+  MultiTaskLossImpl(AgeLoss age_loss, double label_smoothing)
+      : age_loss_(age_loss), label_smoothing_(label_smoothing) {}
+  // The per-task losses this objective combines: TaskLosses with its age loss and label smoothing.
   torch::Tensor TaskLosses(const TaskOutputs& outputs, const torch::Tensor& age_target, const torch::Tensor& gender,
                            const torch::Tensor& ethnicity) const {
-    return facet::TaskLosses(outputs, age_target, gender, ethnicity, age_loss_);
+    return facet::TaskLosses(outputs, age_target, gender, ethnicity, age_loss_, label_smoothing_);
   }
   AgeLoss age_loss() const { return age_loss_; }
+  double label_smoothing() const { return label_smoothing_; }
   // task_losses: (3) in kTaskNames order -> scalar total.
   virtual torch::Tensor Combine(const torch::Tensor& task_losses) const = 0;
   // s_i = log σ_i² per task (zeros for fixed weightings).
@@ -72,6 +81,7 @@ class MultiTaskLossImpl : public torch::nn::Module {
 
  private:
   AgeLoss age_loss_;
+  double label_smoothing_;
 };
 
 std::shared_ptr<MultiTaskLossImpl> MakeMultiTaskLoss(const LossConfig& config);

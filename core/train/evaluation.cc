@@ -74,8 +74,8 @@ EvalMetrics ComputeMetrics(const LabelledOutputs& data, const MultiTaskLossImpl&
                .item<double>();
   for (int i = 0; i < kNumTasks; ++i) m.task_losses[i] = task_losses[i].item<double>();
   m.age_rmse = torch::mse_loss(all.age.to(torch::kDouble), data.age.to(torch::kDouble)).sqrt().item<double>();
-  const auto true_years = torch::exp(data.age.to(torch::kDouble) * kAgeScale);
-  const auto age_error = (torch::exp(all.age.to(torch::kDouble) * kAgeScale) - true_years).abs();
+  const auto true_years = AgeOutputToYears(data.age, torch::kDouble);
+  const auto age_error = (AgeOutputToYears(all.age, torch::kDouble) - true_years).abs();
   m.age_mae_years = age_error.mean().item<double>();
   const auto gender_pred = all.gender.argmax(1), ethnicity_pred = all.ethnicity.argmax(1);
   const auto gender_right = gender_pred == data.gender, ethnicity_right = ethnicity_pred == data.ethnicity;

@@ -48,6 +48,8 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   }
   CheckRange("weight_decay", c.weight_decay, 0.0, 1.0);
   CheckRange("log_variance_lr_scale", c.log_variance_lr_scale, 1e-3, 1e3);
+  CheckRange("loss.label_smoothing", c.loss.label_smoothing, 0.0, 0.5);
+  CheckProbability("ethnicity_balance", c.ethnicity_balance);
   if (c.loss.weighting == LossWeighting::kFixed) {
     double sum = 0.0;
     for (int i = 0; i < kNumTasks; ++i) {

@@ -21,6 +21,7 @@ struct TrainingConfig {
   std::string val_dir;         // when set, all of data_dir trains and val_dir validates
   double val_fraction = 0.2;   // otherwise this share of data_dir, chosen by seed, validates
   int max_images = 0;          // seeded subset of data_dir (0: all)
+  double ethnicity_balance = 0.0;  // training draws by ethnicity; see LoaderOptions::ethnicity_balance
 
   // Model.
   std::string arch = "resnet34";

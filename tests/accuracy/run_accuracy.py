@@ -406,10 +406,11 @@ def report(results, out_path):
         w("")
         if "commit" in study:
             changed = {k: v for k, v in study["recipe"].items() if results.get("recipe", {}).get(k) != v}
-            changed.update({k: "(default)" for k in results.get("recipe", {}) if k not in study["recipe"]})
+            changed.update({k: None for k in results.get("recipe", {}) if k not in study["recipe"]})
             w(f"This study was run at commit {study['commit']}, before the main run above"
               + (", with a recipe that differs from the main run's in: "
-                 + ", ".join(f"`{k} = {v}`" for k, v in sorted(changed.items())) + "." if changed
+                 + ", ".join(f"`{k} = {v}`" if v is not None else f"`{k}` unset (facetctl's default)"
+                             for k, v in sorted(changed.items())) + "." if changed
                  else ", with the same recipe."))
             w("")
         w("| weighting | epochs | age MAE | gender | ethnicity | final log-variances |")
