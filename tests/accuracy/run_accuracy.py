@@ -318,6 +318,7 @@ def report(results, out_path):
     w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` ({recipe.get('arch', '?')}, {recipe.get('size', '?')} "
       f"px, batch {recipe.get('batch', '?')}, one-cycle AdamW {recipe.get('unfrozen-lr-max', '?')}, "
       f"{recipe.get('loss', '?')} weighting, {recipe.get('age-loss', 'log-mse')} age loss, "
+      f"label smoothing {recipe.get('label-smoothing', '0')}, "
       f"{recipe.get('precision', 'fp32')}), {f['epochs']} epochs in "
       f"{f['train_wall_s'] / 60:.1f} min, answers through "
       f"Predict. Reference: `mtl_reference.py train` ({REFERENCE_ARCH}, {REFERENCE_SIZE} px, batch 64, the same "
