@@ -150,12 +150,22 @@ TEST_F(LoaderTest, OpenTrainingDataBalancesTrainingOnly) {
   config.batch_size = 8;
   config.image_size = 32;
   config.device = "cpu";
+  const TrainingData plain = OpenTrainingData(config);
   config.ethnicity_balance = 1.0;
-  const TrainingData data = OpenTrainingData(config);
-  // Validation still visits every face once: 10 faces in batches of 8, the last partial.
-  const auto validation = Epoch(*data.validation, 3);
-  ASSERT_EQ(validation.size(), 2u);
-  EXPECT_EQ(validation[0].size() + validation[1].size(), 10);
+  const TrainingData balanced = OpenTrainingData(config);
+  // Validation is the same faces in the same order, balanced or not; training draws differently.
+  const auto plain_validation = Epoch(*plain.validation, 3), balanced_validation = Epoch(*balanced.validation, 3);
+  ASSERT_EQ(plain_validation.size(), balanced_validation.size());
+  for (size_t i = 0; i < plain_validation.size(); ++i) {
+    EXPECT_TRUE(torch::equal(plain_validation[i].images, balanced_validation[i].images)) << "batch " << i;
+  }
+  const auto plain_train = Epoch(*plain.train, 3), balanced_train = Epoch(*balanced.train, 3);
+  ASSERT_EQ(plain_train.size(), balanced_train.size());
+  bool any_differs = false;
+  for (size_t i = 0; i < plain_train.size(); ++i) {
+    any_differs |= !torch::equal(plain_train[i].age, balanced_train[i].age);
+  }
+  EXPECT_TRUE(any_differs);
 }
 
 TEST_F(LoaderTest, OpenTrainingDataSplitsAndRejectsEmptyFolders) {
