@@ -202,6 +202,7 @@ void PrintJob(const v1::Job& job) {
               v1::LossWeighting_Name(c.loss_weighting()).c_str(), c.age_loss().c_str(), c.log_variance_lr_scale(),
               c.label_smoothing());
   if (c.ethnicity_balance() > 0) std::printf("sampling   ethnicity balance %g\n", c.ethnicity_balance());
+  if (c.ema_decay() > 0) std::printf("weights    moving average, decay %g\n", c.ema_decay());
   std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
               FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
   if (job.config().world_size() > 1) {
@@ -246,6 +247,8 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Double("label-smoothing", 0.0, "share of each gender/ethnicity target spread over all classes, 0 to 0.5");
   f.Double("ethnicity-balance", 0.0, "0 to 1: draw training faces weighted by (faces of their ethnicity)^-X; 1 "
            "sees every ethnicity equally often, 0 (off) every face once an epoch");
+  f.Double("ema-decay", 0.0, "0 to <1: validate and export a moving average of the weights with this decay per "
+           "step (e.g. 0.998); 0 (off) the weights as trained");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
@@ -324,6 +327,7 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("log-var-lr-scale")) c.set_log_variance_lr_scale(f.GetDouble("log-var-lr-scale"));
   if (f.IsSet("label-smoothing")) c.set_label_smoothing(f.GetDouble("label-smoothing"));
   if (f.IsSet("ethnicity-balance")) c.set_ethnicity_balance(f.GetDouble("ethnicity-balance"));
+  if (f.IsSet("ema-decay")) c.set_ema_decay(f.GetDouble("ema-decay"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));

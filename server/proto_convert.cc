@@ -59,6 +59,7 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   if (in.has_log_variance_lr_scale()) c.log_variance_lr_scale = in.log_variance_lr_scale();
   if (in.has_label_smoothing()) c.loss.label_smoothing = in.label_smoothing();
   if (in.has_ethnicity_balance()) c.ethnicity_balance = in.ethnicity_balance();
+  if (in.has_ema_decay()) c.ema_decay = in.ema_decay();
   c.loss.weighting = FromProto(in.loss_weighting());
   if (in.fixed_weights_size() > 0) {
     if (in.fixed_weights_size() != kNumTasks) {
@@ -112,6 +113,7 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   out.set_log_variance_lr_scale(c.log_variance_lr_scale);
   out.set_label_smoothing(c.loss.label_smoothing);
   out.set_ethnicity_balance(c.ethnicity_balance);
+  out.set_ema_decay(c.ema_decay);
   auto* a = out.mutable_augment();
   a->set_enabled(c.augment.enabled);
   a->set_flip_probability(c.augment.flip_probability);

@@ -92,6 +92,35 @@ TEST(Checkpoint, AFlippedBitInTheNewestCheckpointIsCaughtByItsChecksum) {
   EXPECT_EQ(trainer.Run().resumed_from_epoch, 2);
 }
 
+bool SameWeights(MultiTaskNet& a, MultiTaskNet& b) {
+  const TensorMap other = StateDict(*b);
+  for (const auto& [k, v] : StateDict(*a)) {
+    if (!torch::equal(v, other.at(k))) return false;
+  }
+  return true;
+}
+
+TEST(Checkpoint, HoldsTheWeightAverageAndOneWithoutItRestartsAveragingFromTheResumedWeights) {
+  testing::TempDir with_average, without_average;
+  testing::TensorBatchSource train(RandomBatch(32), 16, true), val(RandomBatch(16), 16, false);
+  TrainingConfig config = Config(with_average.path(), 2);
+  config.ema_decay = 0.9;
+  torch::manual_seed(1);
+  Trainer first(config, train, val);
+  first.Run();
+  ASSERT_FALSE(SameWeights(first.served_model(), first.model()));
+  Trainer resumed(config, train, val);  // every epoch is done: Run only reads the checkpoint
+  EXPECT_EQ(resumed.Run().resumed_from_epoch, 2);
+  EXPECT_TRUE(SameWeights(resumed.served_model(), first.served_model())) << "the average came back";
+
+  torch::manual_seed(1);
+  Trainer(Config(without_average.path(), 2), train, val).Run();
+  config.checkpoint_dir = without_average.path();
+  Trainer upgraded(config, train, val);
+  EXPECT_EQ(upgraded.Run().resumed_from_epoch, 2);
+  EXPECT_TRUE(SameWeights(upgraded.served_model(), upgraded.model())) << "not the untrained initial weights";
+}
+
 TEST(Checkpoint, LoadingAFileThatIsNotACheckpointNamesIt) {
   testing::TempDir dir;
   std::ofstream(dir / "epoch-0001.ckpt") << "garbage";

@@ -103,6 +103,7 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_DOUBLE_EQ(job.config().log_variance_lr_scale(), 1.0);
   EXPECT_EQ(job.config().label_smoothing(), 0.0);
   EXPECT_EQ(job.config().ethnicity_balance(), 0.0);
+  EXPECT_EQ(job.config().ema_decay(), 0.0);
 }
 
 TEST_F(ServerTest, WatchStreamsStateProgressAndEpochsAndALateWatcherGetsTheCurrentState) {
@@ -182,6 +183,9 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c = TinyJob();
   c.set_ethnicity_balance(-0.5);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ethnicity_balance");
+  c = TinyJob();
+  c.set_ema_decay(1.0);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ema_decay");
   EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size(), before);
   EXPECT_EQ(CodeOf([&] { client().GetJob("job-nope"); }), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(CodeOf([&] { client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "x"); }), grpc::StatusCode::INVALID_ARGUMENT);

@@ -181,14 +181,14 @@ TEST_F(TrainerTest, CalibrateReusesTheLastValidationPassUntilTheWeightsChange) {
   EXPECT_EQ(reused.n, fresh.n);
 }
 
-// The reference for the resume tests: the weights and history of `config` trained start to finish.
+// The reference for the resume tests: the served weights and history of `config` trained start to finish.
 std::pair<TensorMap, std::vector<EpochMetrics>> UninterruptedRun(TrainingConfig config) {
   testing::TempDir dir;
   config.checkpoint_dir = dir.path();
   TrainingData data = OpenTrainingData(config);
   Trainer trainer(config, *data.train, *data.validation);
   auto history = trainer.Run().history;
-  return {StateDict(*trainer.model()), std::move(history)};
+  return {StateDict(*trainer.served_model()), std::move(history)};
 }
 
 TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
@@ -218,53 +218,99 @@ TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
   ASSERT_EQ(resumed.history.size(), 3u);
   EXPECT_DOUBLE_EQ(resumed.history[0].validation.loss, straight_history[0].validation.loss) << "history survives";
   EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6);
-  for (const auto& [k, v] : StateDict(*trainer.model())) {
+  for (const auto& [k, v] : StateDict(*trainer.served_model())) {
     EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
   }
 }
 
+// With a weight average too: the average is in the checkpoint and its decay ramp follows the step's position.
 TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
+  for (const double ema_decay : {0.0, 0.9}) {
+    SCOPED_TRACE("ema_decay " + std::to_string(ema_decay));
+    TrainingConfig config = TinyConfig();
+    config.max_images = 160;
+    config.frozen.epochs = 1;
+    config.unfrozen.epochs = 2;
+    config.ema_decay = ema_decay;
+
+    testing::TempDir resumed_dir;
+    const auto [straight, straight_history] = UninterruptedRun(config);
+    config.checkpoint_dir = resumed_dir.path();
+    int64_t steps_per_epoch = 0;
+    {  // A shutdown arrives after step 2 of epoch 3 (unfrozen, dropout active).
+      TrainingData data = OpenTrainingData(config);
+      steps_per_epoch = data.train->batches_per_epoch();
+      ASSERT_GT(steps_per_epoch, 3);
+      Trainer trainer(config, *data.train, *data.validation);
+      bool shutdown = false;
+      TrainerCallbacks callbacks;
+      callbacks.on_step = [&](const StepProgress& p) { shutdown = p.epoch == 3 && p.step == 2; };
+      callbacks.should_suspend = [&] { return shutdown; };
+      const TrainResult suspended = trainer.Run(callbacks);
+      ASSERT_TRUE(suspended.suspended);
+      ASSERT_FALSE(suspended.cancelled);
+      ASSERT_EQ(suspended.history.size(), 2u);
+    }
+    const auto checkpoints = ListCheckpoints(resumed_dir.path());
+    ASSERT_FALSE(checkpoints.empty());
+    EXPECT_EQ(fs::path(checkpoints[0]).filename(), "epoch-0002.step-000002.ckpt");
+
+    TrainingData data = OpenTrainingData(config);
+    Trainer trainer(config, *data.train, *data.validation);
+    int64_t first_step_seen = 0;
+    TrainerCallbacks callbacks;
+    callbacks.on_step = [&](const StepProgress& p) {
+      if (first_step_seen == 0) first_step_seen = p.global_step;
+    };
+    const TrainResult resumed = trainer.Run(callbacks);
+    EXPECT_EQ(first_step_seen, 2 * steps_per_epoch + 3) << "the resumed run continues at step 3 of epoch 3";
+    ASSERT_EQ(resumed.history.size(), 3u);
+    EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6) << "the epoch's sums survive";
+    EXPECT_NEAR(resumed.history[2].validation.loss, straight_history[2].validation.loss, 1e-6);
+    for (const auto& [k, v] : StateDict(*trainer.served_model())) {
+      EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
+    }
+  }
+}
+
+TEST_F(TrainerTest, TheWeightAverageIsWhatValidatesCalibratesAndExports) {
   TrainingConfig config = TinyConfig();
   config.max_images = 160;
-  config.frozen.epochs = 1;
+  config.frozen.epochs = 0;
   config.unfrozen.epochs = 2;
-
-  testing::TempDir resumed_dir;
-  const auto [straight, straight_history] = UninterruptedRun(config);
-  config.checkpoint_dir = resumed_dir.path();
-  int64_t steps_per_epoch = 0;
-  {  // A shutdown arrives after step 2 of epoch 3 (unfrozen, dropout active).
-    TrainingData data = OpenTrainingData(config);
-    steps_per_epoch = data.train->batches_per_epoch();
-    ASSERT_GT(steps_per_epoch, 3);
-    Trainer trainer(config, *data.train, *data.validation);
-    bool shutdown = false;
-    TrainerCallbacks callbacks;
-    callbacks.on_step = [&](const StepProgress& p) { shutdown = p.epoch == 3 && p.step == 2; };
-    callbacks.should_suspend = [&] { return shutdown; };
-    const TrainResult suspended = trainer.Run(callbacks);
-    ASSERT_TRUE(suspended.suspended);
-    ASSERT_FALSE(suspended.cancelled);
-    ASSERT_EQ(suspended.history.size(), 2u);
-  }
-  const auto checkpoints = ListCheckpoints(resumed_dir.path());
-  ASSERT_FALSE(checkpoints.empty());
-  EXPECT_EQ(fs::path(checkpoints[0]).filename(), "epoch-0002.step-000002.ckpt");
-
+  config.ema_decay = 0.9;
   TrainingData data = OpenTrainingData(config);
   Trainer trainer(config, *data.train, *data.validation);
-  int64_t first_step_seen = 0;
-  TrainerCallbacks callbacks;
-  callbacks.on_step = [&](const StepProgress& p) {
-    if (first_step_seen == 0) first_step_seen = p.global_step;
+  TensorMap initial;
+  for (const auto& [k, v] : StateDict(*trainer.model())) initial[k] = v.clone();
+  const TrainResult result = trainer.Run();
+  ASSERT_EQ(result.history.size(), 2u);
+
+  // Summed over every floating tensor: how far `weights` are from the trained ones.
+  const TensorMap trained = StateDict(*trainer.model());
+  const auto distance_to_trained = [&](const TensorMap& weights) {
+    double sum = 0.0;
+    for (const auto& [k, v] : weights) {
+      if (v.is_floating_point()) sum += (v - trained.at(k)).abs().sum().item<double>();
+    }
+    return sum;
   };
-  const TrainResult resumed = trainer.Run(callbacks);
-  EXPECT_EQ(first_step_seen, 2 * steps_per_epoch + 3) << "the resumed run continues at step 3 of epoch 3";
-  ASSERT_EQ(resumed.history.size(), 3u);
-  EXPECT_NEAR(resumed.history[2].train_loss, straight_history[2].train_loss, 1e-6) << "the epoch's sums survive";
-  EXPECT_NEAR(resumed.history[2].validation.loss, straight_history[2].validation.loss, 1e-6);
-  for (const auto& [k, v] : StateDict(*trainer.model())) {
-    EXPECT_LT((v.to(torch::kDouble) - straight.at(k).to(torch::kDouble)).abs().max().item<double>(), 1e-6) << k;
+  const double averaged_gap = distance_to_trained(StateDict(*trainer.served_model()));
+  EXPECT_GT(averaged_gap, 0.0) << "the average lags the trained weights";
+  EXPECT_LT(averaged_gap, 0.5 * distance_to_trained(initial)) << "but follows them away from the initial ones";
+
+  const EvalMetrics averaged = Evaluate(trainer.served_model(), trainer.loss(), *data.validation, trainer.device());
+  const EvalMetrics as_trained = Evaluate(trainer.model(), trainer.loss(), *data.validation, trainer.device());
+  EXPECT_NEAR(result.history.back().validation.loss, averaged.loss, 1e-6) << "validation reports the average";
+  EXPECT_NE(averaged.loss, as_trained.loss);
+
+  testing::TempDir out;
+  trainer.Calibrate();
+  trainer.ExportModel(out / "model.pt");
+  MultiTaskNet exported = LoadExportedModel(out / "model.pt", torch::kCPU);
+  const TensorMap served = StateDict(*trainer.served_model());
+  for (const auto& [k, v] : StateDict(*exported)) {
+    EXPECT_TRUE(torch::equal(v, served.at(k))) << k << ": the export is the average";
   }
 }
 

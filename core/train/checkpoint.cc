@@ -14,6 +14,7 @@ namespace {
 
 constexpr int64_t kExportFormatVersion = 1;
 constexpr int64_t kCheckpointFormatVersion = 2;  // 2: checksum footer
+constexpr const char* kAveragedModelKey = "averaged_model";  // optional: only runs with a weight average
 
 // History rows are stored as a (epochs x fields) double tensor; this is the one place that lists the fields.
 template <typename Visit>
@@ -109,12 +110,17 @@ Arch ArchFromKeys(const TensorMap& tensors) {
 }  // namespace
 
 void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
-                    torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+                    torch::optim::Optimizer& optimizer, const CheckpointState& state, MultiTaskNet* averaged) {
   torch::serialize::OutputArchive root, model_archive, loss_archive, optimizer_archive;
   model->save(model_archive);
   loss.save(loss_archive);
   optimizer.save(optimizer_archive);
   root.write("model", model_archive);
+  if (averaged) {
+    torch::serialize::OutputArchive averaged_archive;
+    (*averaged)->save(averaged_archive);
+    root.write(kAveragedModelKey, averaged_archive);
+  }
   root.write("loss", loss_archive);
   root.write("optimizer", optimizer_archive);
   root.write("format_version", torch::tensor(kCheckpointFormatVersion));
@@ -134,7 +140,7 @@ void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossI
 }
 
 CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
-                               torch::optim::Optimizer& optimizer) {
+                               torch::optim::Optimizer& optimizer, MultiTaskNet* averaged) {
   try {
     torch::serialize::InputArchive root, model_archive, loss_archive, optimizer_archive;
     std::istringstream bytes(ReadChecksummedFile(path));  // throws on a torn or corrupt file before parsing it
@@ -155,7 +161,14 @@ CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, Mul
     model->load(model_archive);
     loss.load(loss_archive);
     optimizer.load(optimizer_archive);
+    bool has_averaged_model = false;
+    if (averaged) {
+      torch::serialize::InputArchive averaged_archive;
+      has_averaged_model = root.try_read(kAveragedModelKey, averaged_archive);
+      if (has_averaged_model) (*averaged)->load(averaged_archive);
+    }
     CheckpointState state{static_cast<int>(epochs.item<int64_t>()), HistoryFromTensor(history), std::nullopt};
+    state.has_averaged_model = has_averaged_model;
     const auto p = partial.accessor<double, 1>();
     if (p[0] > 0) {
       state.partial = PartialEpoch{static_cast<int64_t>(p[0]), p[1], {p[2], p[3], p[4]},

@@ -21,16 +21,20 @@ struct CheckpointState {
   int epochs_completed = 0;
   std::vector<EpochMetrics> history;
   std::optional<PartialEpoch> partial;  // set when written mid-epoch: progress into epoch epochs_completed + 1
+  bool has_averaged_model = false;      // set by LoadCheckpoint: the file held a weight average and it was read
 };
 
-// Model, loss parameters, optimizer state and progress, written atomically to `path`.
+// Model, loss parameters, optimizer state, progress and, when there is one, the moving average of the weights
+// (`averaged`), written atomically to `path`.
 void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
-                    torch::optim::Optimizer& optimizer, const CheckpointState& state);
+                    torch::optim::Optimizer& optimizer, const CheckpointState& state,
+                    MultiTaskNet* averaged = nullptr);
 
 // Restores into already-built objects of the same architecture. Throws std::runtime_error naming the path on a
-// missing, truncated or incompatible file; the objects may then be partly overwritten.
+// missing, truncated or incompatible file; the objects may then be partly overwritten. `averaged` is read when
+// given and the file holds one (see has_averaged_model).
 CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossImpl& loss,
-                               torch::optim::Optimizer& optimizer);
+                               torch::optim::Optimizer& optimizer, MultiTaskNet* averaged = nullptr);
 
 // `epoch-0007.ckpt` (after epoch 7) and `epoch-0007.step-000120.ckpt` (120 steps into epoch 8) style names inside
 // a folder: newest first.

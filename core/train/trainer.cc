@@ -8,6 +8,7 @@
 #include "core/train/checkpoint.h"
 #include "core/train/fused_adamw.h"
 #include "core/train/one_cycle.h"
+#include "core/train/weight_average.h"
 
 #include <torch/torch.h>
 
@@ -120,6 +121,7 @@ Trainer::Trainer(TrainingConfig config, BatchSource& train, BatchSource& validat
   groups.emplace_back(loss_->parameters(),
                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
   optimizer_ = std::make_unique<FusedAdamW>(std::move(groups));
+  if (config_.ema_decay > 0) average_ = std::make_unique<WeightAverage>(model_, config_.ema_decay);
   if (group_) {
     auto state = ModelState();
     group_->Broadcast(state);  // every rank starts from rank 0's weights
@@ -130,17 +132,25 @@ Trainer::~Trainer() = default;
 
 bool Trainer::is_primary() const { return group_ == nullptr || group_->is_primary(); }
 
+MultiTaskNet& Trainer::served_model() { return average_ ? average_->model() : model_; }
+
+MultiTaskNet* Trainer::averaged_model() { return average_ ? &average_->model() : nullptr; }
+
 std::vector<at::Tensor> Trainer::ModelState() {
   std::vector<at::Tensor> state;
   for (const auto& t : model_->parameters()) state.push_back(t.detach());
   for (const auto& t : model_->buffers()) state.push_back(t);
+  if (average_) {
+    for (const auto& t : average_->model()->parameters()) state.push_back(t.detach());
+    for (const auto& t : average_->model()->buffers()) state.push_back(t);
+  }
   for (const auto& t : loss_->parameters()) state.push_back(t.detach());
   return state;
 }
 
-void Trainer::AverageBatchNormStatistics() {
+void Trainer::AverageBatchNormStatistics(MultiTaskNet& model) {
   torch::NoGradGuard no_grad;
-  for (auto& buffer : model_->buffers()) {
+  for (auto& buffer : model->buffers()) {
     if (!buffer.is_floating_point()) continue;  // num_batches_tracked is the same on every rank
     buffer.div_(group_->world_size());
     group_->AllReduceSum(buffer);
@@ -148,7 +158,7 @@ void Trainer::AverageBatchNormStatistics() {
 }
 
 LabelledOutputs Trainer::CollectValidationOutputs() {
-  LabelledOutputs local = CollectOutputs(model_, validation_, device_);
+  LabelledOutputs local = CollectOutputs(served_model(), validation_, device_);
   if (!group_) return local;
   return UnpackRows(group_->AllGatherRows(PackRows(local)).cpu());
 }
@@ -158,10 +168,11 @@ void Trainer::RefreshValidationOutputs() {
   validation_outputs_version_ = WeightsVersion();
 }
 
-int64_t Trainer::WeightsVersion() const {
+int64_t Trainer::WeightsVersion() {
+  MultiTaskNet& model = served_model();
   int64_t version = 0;
-  for (const auto& t : model_->parameters()) version += static_cast<int64_t>(t._version());
-  for (const auto& t : model_->buffers()) version += static_cast<int64_t>(t._version());
+  for (const auto& t : model->parameters()) version += static_cast<int64_t>(t._version());
+  for (const auto& t : model->buffers()) version += static_cast<int64_t>(t._version());
   return version;
 }
 
@@ -171,8 +182,9 @@ int Trainer::ResumeFromCheckpoint(TrainResult& result) {
   if (!config_.checkpoint_dir.empty()) {
     for (const auto& path : ListCheckpoints(config_.checkpoint_dir)) {
       try {
-        CheckpointState state = LoadCheckpoint(path, model_, *loss_, *optimizer_);
+        CheckpointState state = LoadCheckpoint(path, model_, *loss_, *optimizer_, averaged_model());
         epochs_completed = state.epochs_completed;
+        if (average_ && !state.has_averaged_model) average_->Restart();
         result.history = std::move(state.history);
         result.resumed_from_epoch = epochs_completed;
         if (state.partial) partial_steps = state.partial->steps;
@@ -344,6 +356,9 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     loss.backward();
     if (reducer_) reducer_->FinishBackward();
     optimizer_->step();
+    // Counted over the whole run from the step's position, so a resumed run averages exactly as one that never
+    // stopped.
+    if (average_) average_->Update(static_cast<int64_t>(epoch - 1) * steps_per_epoch + step - 1);
 
     loss_sum += loss_value;
     task_loss_sum += task_losses.detach().to(torch::kCPU, torch::kDouble);
@@ -370,7 +385,8 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
     loss_sum = sums[0].item<double>() / group_->world_size();
     images = static_cast<int64_t>(sums[1].item<double>());
     task_loss_sum = sums.narrow(0, 2, kNumTasks) / group_->world_size();
-    AverageBatchNormStatistics();
+    AverageBatchNormStatistics(model_);
+    if (average_) AverageBatchNormStatistics(average_->model());
   }
 
   EpochMetrics m;
@@ -388,7 +404,7 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
 
   if (!config_.checkpoint_dir.empty() && is_primary()) {
     SaveCheckpoint(CheckpointPath(config_.checkpoint_dir, epoch), model_, *loss_, *optimizer_,
-                   CheckpointState{epoch, result.history, std::nullopt});
+                   CheckpointState{epoch, result.history, std::nullopt}, averaged_model());
     PruneCheckpoints(config_.checkpoint_dir);
   }
   if (callbacks.on_epoch) callbacks.on_epoch(m);
@@ -399,7 +415,7 @@ void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult&
   // Nothing new since the epoch checkpoint, or not this rank's to write.
   if (config_.checkpoint_dir.empty() || partial.steps == 0 || !is_primary()) return;
   SaveCheckpoint(MidEpochCheckpointPath(config_.checkpoint_dir, epoch - 1, partial.steps), model_, *loss_,
-                 *optimizer_, CheckpointState{epoch - 1, result.history, partial});
+                 *optimizer_, CheckpointState{epoch - 1, result.history, partial}, averaged_model());
   PruneCheckpoints(config_.checkpoint_dir);
 }
 
@@ -412,8 +428,8 @@ CalibrationReport Trainer::Calibrate(double age_coverage) {
   return report;
 }
 
-void Trainer::ExportModel(const std::string& path) const {
-  facet::ExportModel(path, const_cast<MultiTaskNet&>(model_), *loss_, config_.image_size, calibration_);
+void Trainer::ExportModel(const std::string& path) {
+  facet::ExportModel(path, served_model(), *loss_, config_.image_size, calibration_);
 }
 
 }  // namespace facet

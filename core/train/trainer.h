@@ -26,6 +26,7 @@ namespace facet {
 
 class DistributedGroup;
 class GradientReducer;
+class WeightAverage;
 
 enum class Stage { kFrozen = 1, kUnfrozen = 2 };
 
@@ -109,19 +110,22 @@ class Trainer {
   // config.checkpoint_dir when there is one.
   TrainResult Run(const TrainerCallbacks& callbacks = {});
 
+  // The weights the optimizer trains.
   MultiTaskNet& model() { return model_; }
+  // The weights that validate, calibrate and export: the moving average when config.ema_decay > 0, else model().
+  MultiTaskNet& served_model();
   const MultiTaskLossImpl& loss() const { return *loss_; }
   c10::Device device() const { return device_; }
   const TrainingConfig& config() const { return config_; }
 
-  // Fits temperatures and a conformal age interval on the validation source (the model as it is now: the last
+  // Fits temperatures and a conformal age interval on the validation source (served_model() as it is now: the last
   // epoch's validation outputs when the weights have not changed since, else a new pass); the next ExportModel
   // stores them with the model.
   CalibrationReport Calibrate(double age_coverage = 0.9);
 
-  // Writes the model for serving and for Python (see ExportModel in checkpoint.h), with the last Calibrate's
+  // Writes served_model() for serving and for Python (see ExportModel in checkpoint.h), with the last Calibrate's
   // result when there was one.
-  void ExportModel(const std::string& path) const;
+  void ExportModel(const std::string& path);
 
  private:
   void ConfigureStage(Stage stage);
@@ -129,10 +133,11 @@ class Trainer {
   bool StopRequested(const TrainerCallbacks& callbacks) const;
   void Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result);
   bool is_primary() const;
-  std::vector<at::Tensor> ModelState();       // parameters and buffers of the model and the loss
-  void AverageBatchNormStatistics();
+  MultiTaskNet* averaged_model();  // nullptr without a weight average
+  std::vector<at::Tensor> ModelState();  // parameters and buffers of the model, its average and the loss
+  void AverageBatchNormStatistics(MultiTaskNet& model);
   LabelledOutputs CollectValidationOutputs();  // the whole validation set, gathered from every rank
-  int64_t WeightsVersion() const;  // changes with every in-place change of a parameter or buffer
+  int64_t WeightsVersion();  // changes with every in-place change of a served_model() parameter or buffer
   void RefreshValidationOutputs();  // a validation pass, remembered with the weights' version
   int ResumeFromCheckpoint(TrainResult& result);  // epochs completed
 
@@ -142,6 +147,7 @@ class Trainer {
   c10::Device device_;
   MultiTaskNet model_{nullptr};
   std::shared_ptr<MultiTaskLossImpl> loss_;
+  std::unique_ptr<WeightAverage> average_;  // when config.ema_decay > 0
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
   bool stopped_ = false;

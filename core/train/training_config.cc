@@ -50,6 +50,10 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   CheckRange("log_variance_lr_scale", c.log_variance_lr_scale, 1e-3, 1e3);
   CheckRange("loss.label_smoothing", c.loss.label_smoothing, 0.0, 0.5);
   CheckProbability("ethnicity_balance", c.ethnicity_balance);
+  // Not CheckRange: 1 itself is excluded (an average that never moves).
+  if (!(c.ema_decay >= 0.0 && c.ema_decay < 1.0)) {
+    Fail("ema_decay", "must be in [0, 1), got " + std::to_string(c.ema_decay));
+  }
   if (c.loss.weighting == LossWeighting::kFixed) {
     double sum = 0.0;
     for (int i = 0; i < kNumTasks; ++i) {

@@ -40,6 +40,9 @@ struct TrainingConfig {
   // after tens of epochs, weighting age too little all the while.
   double log_variance_lr_scale = 1.0;
   AugmentOptions augment;
+  // Above 0: validation, calibration and the exported model use an exponential moving average of the weights,
+  // updated after every step with this decay (see WeightAverage). 0: the weights as trained.
+  double ema_decay = 0.0;
   uint64_t seed = 42;
 
   // Execution.
