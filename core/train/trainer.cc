@@ -60,6 +60,12 @@ LabelledOutputs UnpackRows(const torch::Tensor& rows) {
   return d;
 }
 
+// A model's parameters (detached), then its buffers: what a broadcast writes into and WeightsVersion watches.
+void AppendWeights(const MultiTaskNet& model, std::vector<at::Tensor>& out) {
+  for (const auto& t : model->parameters()) out.push_back(t.detach());
+  for (const auto& t : model->buffers()) out.push_back(t);
+}
+
 void PruneCheckpoints(const std::string& folder) {
   const auto paths = ListCheckpoints(folder);
   for (size_t i = kCheckpointsKept; i < paths.size(); ++i) std::filesystem::remove(paths[i]);
@@ -138,12 +144,8 @@ MultiTaskNet* Trainer::averaged_model() { return average_ ? &average_->model() :
 
 std::vector<at::Tensor> Trainer::ModelState() {
   std::vector<at::Tensor> state;
-  for (const auto& t : model_->parameters()) state.push_back(t.detach());
-  for (const auto& t : model_->buffers()) state.push_back(t);
-  if (average_) {
-    for (const auto& t : average_->model()->parameters()) state.push_back(t.detach());
-    for (const auto& t : average_->model()->buffers()) state.push_back(t);
-  }
+  AppendWeights(model_, state);
+  if (average_) AppendWeights(average_->model(), state);
   for (const auto& t : loss_->parameters()) state.push_back(t.detach());
   return state;
 }
@@ -169,10 +171,10 @@ void Trainer::RefreshValidationOutputs() {
 }
 
 int64_t Trainer::WeightsVersion() {
-  MultiTaskNet& model = served_model();
+  std::vector<at::Tensor> weights;
+  AppendWeights(served_model(), weights);  // a detached tensor shares its source's version counter
   int64_t version = 0;
-  for (const auto& t : model->parameters()) version += static_cast<int64_t>(t._version());
-  for (const auto& t : model->buffers()) version += static_cast<int64_t>(t._version());
+  for (const auto& t : weights) version += static_cast<int64_t>(t._version());
   return version;
 }
 
