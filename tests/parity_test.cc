@@ -11,7 +11,10 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <utility>
 
 namespace facet {
 namespace {
@@ -83,6 +86,58 @@ TEST_F(ParityTest, TorchvisionResNet34WeightsGiveTheSameFeaturesAndTheExportLoad
   ExportModel(dir_ / "export.pt", net, *MakeMultiTaskLoss({}), 64);
   WriteTensorFile(dir_ / "cpp.pt", {{"features", features}});
   Python(kCheckExportInPython, {dir_.path()});
+}
+
+// Training mode: BatchNorm on batch statistics, and every in-place ReLU on the autograd path. The C++ encoder must
+// give torchvision's gradients (weights and input) and running statistics, for both block types.
+const char kTorchvisionTrainingStep[] = R"(
+import sys, torch, torchvision
+out = sys.argv[1]
+for arch in ('resnet18', 'resnet50'):
+    torch.manual_seed(2)
+    m = getattr(torchvision.models, arch)(weights=None)
+    m.train()
+    torch.save(dict(m.state_dict()), out + '/' + arch + '.pt')  # before the step's statistics update
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)
+    features = torch.nn.Sequential(*list(m.children())[:-2])(x)
+    probe = torch.randn(features.shape)
+    (features * probe).sum().backward()
+    saved = {'input': x.detach(), 'probe': probe, 'input.grad': x.grad}
+    saved.update({'grad.' + k: p.grad for k, p in m.named_parameters() if not k.startswith('fc.')})
+    saved.update({'after.' + k: v for k, v in m.state_dict().items() if 'running_' in k})
+    torch.save(saved, out + '/' + arch + '.step.pt')
+)";
+
+TEST_F(ParityTest, TrainingModeGradientsAndBatchNormStatisticsMatchTorchvision) {
+  Python(kTorchvisionTrainingStep, {dir_.path()});
+  for (const auto& [arch_name, arch] : {std::pair{"resnet18", Arch::kResNet18}, {"resnet50", Arch::kResNet50}}) {
+    SCOPED_TRACE(arch_name);
+    const TensorMap step = ReadTensorFile(dir_ / (std::string(arch_name) + ".step.pt"));
+    MultiTaskNet net(ResNetOptions{arch, 64});  // torchvision's widths
+    auto& encoder = *net->encoder();
+    LoadStateDict(encoder, ReadTensorFile(dir_ / (std::string(arch_name) + ".pt")), LoadOptions{"", {"fc."}});
+    net->train();
+    const auto input = step.at("input").clone().requires_grad_(true);
+    (encoder.forward(input) * step.at("probe")).sum().backward();
+
+    // Within 1e-4 of the gradient's own scale: a sum over a random probe makes some of them large.
+    auto expect_close = [](const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+      ASSERT_TRUE(actual.defined()) << what << ": no gradient";
+      const double scale = std::max(1.0, expected.abs().max().item<double>());
+      EXPECT_LT(MaxAbsDiff(actual, expected), 1e-4 * scale) << what;
+    };
+    expect_close(input.grad(), step.at("input.grad"), "input");
+    int compared = 0;
+    for (const auto& p : encoder.named_parameters()) {
+      expect_close(p.value().grad(), step.at("grad." + p.key()), p.key());
+      ++compared;
+    }
+    for (const auto& b : encoder.named_buffers()) {
+      if (b.key().find("running_") == std::string::npos) continue;
+      EXPECT_LT(MaxAbsDiff(b.value(), step.at("after." + b.key())), 1e-5) << b.key();
+    }
+    EXPECT_EQ(compared, static_cast<int>(encoder.parameters().size()));
+  }
 }
 
 const char kReferenceModelOutputs[] = R"(

@@ -19,6 +19,10 @@ nn::Sequential MaybeDownsample(int in, int out, int stride) {
   return nn::Sequential(Conv(in, out, 1, stride), nn::BatchNorm2d(out));
 }
 
+// Every ReLU runs in place, as torchvision's ReLU(inplace=True) does: one activation-sized tensor fewer per layer
+// to allocate and write. Safe for autograd: BatchNorm's backward reads its input, not its output, and the ReLU's
+// own backward reads the result it overwrote.
+
 // torchvision BasicBlock (expansion 1).
 class BasicBlockImpl : public nn::Module {
  public:
@@ -31,10 +35,10 @@ class BasicBlockImpl : public nn::Module {
     if (auto d = MaybeDownsample(in, planes * kExpansion, stride)) downsample = register_module("downsample", d);
   }
   torch::Tensor forward(torch::Tensor x) {
-    auto out = torch::relu(bn1(conv1(x)));
+    auto out = bn1(conv1(x)).relu_();
     out = bn2(conv2(out));
     out += downsample ? downsample->forward(x) : x;
-    return torch::relu(out);
+    return out.relu_();
   }
   // Declared in torchvision's order, which is also the registration order.
   nn::Conv2d conv1;
@@ -59,11 +63,11 @@ class BottleneckImpl : public nn::Module {
     if (auto d = MaybeDownsample(in, planes * kExpansion, stride)) downsample = register_module("downsample", d);
   }
   torch::Tensor forward(torch::Tensor x) {
-    auto out = torch::relu(bn1(conv1(x)));
-    out = torch::relu(bn2(conv2(out)));
+    auto out = bn1(conv1(x)).relu_();
+    out = bn2(conv2(out)).relu_();
     out = bn3(conv3(out));
     out += downsample ? downsample->forward(x) : x;
-    return torch::relu(out);
+    return out.relu_();
   }
   nn::Conv2d conv1;
   nn::BatchNorm2d bn1;
@@ -153,7 +157,7 @@ ResNetEncoderImpl::ResNetEncoderImpl(const ResNetOptions& options) : options_(op
 }
 
 torch::Tensor ResNetEncoderImpl::forward(torch::Tensor x) {
-  x = maxpool_(torch::relu(bn1_(conv1_(x))));
+  x = maxpool_(bn1_(conv1_(x)).relu_());
   return layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(x))));
 }
 
