@@ -284,7 +284,7 @@ def probe_words(probe):
     if probe == FULL_EPOCH:
         return "a one-epoch probe on its full split"
     if probe == SECOND_EPOCH:
-        return "the second epoch of a two-epoch probe on its full split (the first pays the server's warm-up)"
+        return "the second epoch of a two-epoch probe on its full split (a fresh server's first epoch runs slower)"
     if isinstance(probe, int) and probe > 1:
         return f"the faster of {probe} one-epoch probes of its own speed"
     return "a one-epoch probe of its own speed"
