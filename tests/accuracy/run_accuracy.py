@@ -9,9 +9,12 @@ to facet's measured time, not to the nominal budget. `--reference-only` reruns t
 docs/accuracy.json that way, its epochs from that run's mean epoch time (its facet side and study stay). Then both
 models answer every face of utkface-sample, which training never sees: facet's through Predict, the reference's with
 its own preprocessing. Writes docs/accuracy.md (overall, by ethnicity, gender and age decade, confusion matrices,
-calibration, conformal age-interval coverage), docs/accuracy.json and docs/accuracy-age-by-decade.png.
+calibration, conformal age-interval coverage, and each margin tested on the same faces), docs/accuracy.json and
+docs/accuracy-age-by-decade.png. The per-face answers stay in --build's accuracy-predictions.json: `--rescore`
+recomputes the metrics from them.
 
-usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting] [--report-only | --reference-only]
+usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting]
+                       [--report-only | --rescore | --reference-only]
 """
 import argparse
 import datetime
@@ -243,6 +246,30 @@ def metrics(predictions):
     return out
 
 
+def paired(facet_predictions, reference_predictions):
+    """facet against the reference on the faces both answered. For each accuracy: the faces only facet got right,
+    the faces only the reference got right, and McNemar's z = (only facet - only reference) / sqrt(their sum). For
+    age: the mean over faces of facet's absolute error minus the reference's, its standard error and their ratio.
+    The pairing removes the faces' own difficulty, which the two accuracies' separate standard errors carry; |z| >= 2
+    is a margin that the sample's noise alone gives about one time in twenty."""
+    theirs = {p["image"]: p for p in reference_predictions}
+    both = [(p, theirs[p["image"]], labels_of(p["image"])) for p in facet_predictions
+            if p["image"] in theirs and labels_of(p["image"])]
+    out = {"n": len(both)}
+    for task, key, index in (("gender", "gender_probabilities", 1), ("ethnicity", "ethnicity_probabilities", 2)):
+        right = [[p[key].index(max(p[key])) == y[index] for p in pair] for *pair, y in both]
+        only_facet = sum(a and not b for a, b in right)
+        only_reference = sum(b and not a for a, b in right)
+        discordant = only_facet + only_reference
+        out[task] = {"only_facet": only_facet, "only_reference": only_reference,
+                     "z": (only_facet - only_reference) / math.sqrt(discordant) if discordant else 0.0}
+    diffs = [abs(a["age_years"] - y[0]) - abs(b["age_years"] - y[0]) for a, b, y in both]
+    mean = sum(diffs) / len(diffs)
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs)) if len(diffs) > 1 else 0.0
+    out["age"] = {"mean_difference_years": mean, "standard_error": se, "z": -mean / se if se else 0.0}
+    return out
+
+
 def strip_predictions(node):
     """Removes every per-image list ("predictions", "predictions_flip") from `node` in place; returns them."""
     taken = {}
@@ -307,6 +334,16 @@ def budget_line(results):
                "`--reference-only`." if r.get("machine") else ""))
 
 
+def paired_words(pair, task):
+    """One task's paired margin (see paired()) as a table cell; empty where there is none."""
+    if not pair or task not in pair:
+        return ""
+    t = pair[task]
+    if task == "age":
+        return f"{t['mean_difference_years']:+.2f} years a face, z {t['z']:.1f}"
+    return f"{t['only_facet']} faces against {t['only_reference']}, z {t['z']:.1f}"
+
+
 def report(results, out_path):
     lines = []
     w = lines.append
@@ -336,27 +373,37 @@ def report(results, out_path):
     w("")
     w("## Overall, on utkface-sample")
     w("")
-    w("| metric | facet | reference | better | bar (pretrained face-api) |")
-    w("|---|---|---|---|---|")
+    pair = results.get("paired")
+    w("| metric | facet | reference | better | paired on the same faces | bar (pretrained face-api) |")
+    w("|---|---|---|---|---|---|")
 
-    def row(name, key, fmt, lower_better, bar=""):
+    def row(name, key, fmt, lower_better, bar="", task=None):
         a, b = fm[key], rm[key]
         better = "tie" if abs(a - b) < 1e-9 else "facet" if (a < b if lower_better else a > b) else "reference"
-        w(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {better} | {bar} |")
+        w(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {better} | {paired_words(pair, task)} | {bar} |")
 
-    row("age MAE (years)", "age_mae_years", "{:.2f}", True, "<= 5.4")
+    row("age MAE (years)", "age_mae_years", "{:.2f}", True, "<= 5.4", "age")
     row("RMSE of the scaled log-age", "age_rmse", "{:.4f}", True)
-    row("gender accuracy", "gender_accuracy", "{:.1%}", False, ">= 94%")
-    row("ethnicity accuracy", "ethnicity_accuracy", "{:.1%}", False, ">= 85%")
+    row("gender accuracy", "gender_accuracy", "{:.1%}", False, ">= 94%", "gender")
+    row("ethnicity accuracy", "ethnicity_accuracy", "{:.1%}", False, ">= 85%", "ethnicity")
     row("gender ECE (served probabilities)", "gender_ece", "{:.3f}", True)
     row("ethnicity ECE (served probabilities)", "ethnicity_ece", "{:.3f}", True)
     w("")
+    if pair:
+        w("Paired: facet's and the reference's answers to each face compared. Age: the mean of facet's absolute error "
+          "minus the reference's, and that mean over its standard error (z). Accuracies: the faces only facet got "
+          "right against those only the reference got right, and McNemar's z. A positive z favours facet; |z| >= 2 "
+          "is a margin the sample's noise alone gives about one time in twenty.")
+        w("")
     ff = f.get("metrics_flip")
     if ff:
+        pf = results.get("paired_flip")
         w(f"Test-time flip averaging (`facet-server --flip-average`, the same model, twice the compute per face): age "
           f"MAE {ff['age_mae_years']:.2f} (vs {fm['age_mae_years']:.2f}), gender {ff['gender_accuracy']:.1%} "
           f"(vs {fm['gender_accuracy']:.1%}), ethnicity {ff['ethnicity_accuracy']:.1%} "
-          f"(vs {fm['ethnicity_accuracy']:.1%}).")
+          f"(vs {fm['ethnicity_accuracy']:.1%})"
+          + (f"; paired against the reference: age {paired_words(pf, 'age')}, gender {paired_words(pf, 'gender')}, "
+             f"ethnicity {paired_words(pf, 'ethnicity')}." if pf else "."))
         w("")
     if "age_interval_coverage" in fm:
         w(f"facet's age interval (split-conformal, nominal {fm['age_interval_nominal']:.0%}, fitted on the validation "
@@ -452,6 +499,8 @@ def main():
     parser.add_argument("--max-images", type=int, default=0, help="seeded subset of --data (0: all; for a smoke run)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "accuracy.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the JSON")
+    parser.add_argument("--rescore", action="store_true",
+                        help="recompute the JSON's metrics from the answers in --build's accuracy-predictions.json")
     parser.add_argument("--reference-only", action="store_true",
                         help="retrain the reference side of the JSON's run, for the wall time its facet run took")
     args = parser.parse_args()
@@ -461,6 +510,8 @@ def main():
         plot(results, os.path.join(os.path.dirname(args.out), "accuracy-age-by-decade.png"))
         report(results, args.out)
         return 0
+    if args.rescore:
+        return rescore(args, json_path)
     for path in (args.data, args.sample, REFERENCE):
         if not os.path.exists(path):
             print(f"SKIP: {path} is absent (make accuracy needs ../shared's data and reference)")
@@ -502,11 +553,7 @@ def main():
     results["facet"]["predictions_flip"] = flip_average_predictions(args, results["facet"]["job"]["model_id"], tmp)
     # The same time for both: facet's measured wall time, not the budget its probe aimed at.
     results["reference"] = train_reference(args, results["facet"]["train_wall_s"], tmp)
-    for side in ("facet", "reference"):
-        results[side]["metrics"] = metrics(results[side]["predictions"])
-    results["facet"]["metrics_flip"] = metrics(results["facet"]["predictions_flip"])
-    for run in results.get("weighting_study", {}).get("runs", {}).values():
-        run["metrics"] = metrics(run["predictions"])
+    score(results)
     # Both sides must have answered every labelled face of the sample, and facet with an interval each.
     expected = sum(1 for n in os.listdir(args.sample) if labels_of(n) and n.lower().endswith(".jpg"))
     for side in ("facet", "reference"):
@@ -519,6 +566,42 @@ def main():
     results["machine"] = machine()
     shutil.rmtree(tmp, ignore_errors=True)
     write_predictions(args, strip_predictions(results))
+    return write_results(results, args, json_path)
+
+
+def score(results):
+    """Each side's metrics, and the paired comparison, from the per-face answers in `results`."""
+    for side in ("facet", "reference"):
+        results[side]["metrics"] = metrics(results[side]["predictions"])
+    results["facet"]["metrics_flip"] = metrics(results["facet"]["predictions_flip"])
+    results["paired"] = paired(results["facet"]["predictions"], results["reference"]["predictions"])
+    results["paired_flip"] = paired(results["facet"]["predictions_flip"], results["reference"]["predictions"])
+    for run in results.get("weighting_study", {}).get("runs", {}).values():
+        if "predictions" in run:  # a study carried from an earlier JSON has only its metrics
+            run["metrics"] = metrics(run["predictions"])
+
+
+def restore_predictions(node, taken):
+    """The inverse of strip_predictions: puts the per-image lists it took back into `node`."""
+    for key, value in taken.items():
+        if key.startswith("predictions"):
+            node[key] = value
+        elif isinstance(node.get(key), dict):
+            restore_predictions(node[key], value)
+
+
+def rescore(args, json_path):
+    """--rescore: the metrics and the paired comparison computed again from the per-face answers the run left beside
+    the build, for a change in how they are computed; nothing trains."""
+    results = json.load(open(json_path))
+    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
+    if not os.path.exists(predictions_path):
+        raise SystemExit(f"{predictions_path} is absent: --rescore needs the answers of the run that wrote {json_path}")
+    restore_predictions(results, json.load(open(predictions_path)))
+    if len(results["facet"].get("predictions", [])) != results["facet"]["metrics"]["n"]:
+        raise SystemExit(f"{predictions_path} does not hold the answers of the run that wrote {json_path}")
+    score(results)
+    strip_predictions(results)
     return write_results(results, args, json_path)
 
 
@@ -583,6 +666,11 @@ def rerun_reference(args, json_path):
     predictions_path = os.path.join(args.build, "accuracy-predictions.json")
     answers = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
     answers["reference"] = {"predictions": predictions}
+    for key, which in (("paired", "predictions"), ("paired_flip", "predictions_flip")):
+        if which in answers.get("facet", {}):
+            results[key] = paired(answers["facet"][which], predictions)
+        else:
+            results.pop(key, None)  # the old pairing was against the reference just replaced
     write_predictions(args, answers)
     return write_results(results, args, json_path)
 
