@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Unit tests of run_accuracy's scoring: the paired comparison and the strip/restore of per-face answers that
+--rescore relies on. Needs no data, model or server."""
+import math
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_accuracy as ra  # noqa: E402
+
+
+def answer(image, age, gender, ethnicity):
+    """An answer that predicts `gender` and `ethnicity` with probability 0.9 and `age` years."""
+    g = [0.1, 0.1]
+    g[gender] = 0.9
+    e = [0.025] * 5
+    e[ethnicity] = 0.9
+    return {"image": image, "age_years": age, "gender_probabilities": g, "ethnicity_probabilities": e}
+
+
+# File names carry the truth: age 30, gender 1, ethnicity 2 (and 40, 0, 0 for the last).
+FACES = ["30_1_2_a.jpg.chip.jpg", "30_1_2_b.jpg.chip.jpg", "30_1_2_c.jpg.chip.jpg", "40_0_0_d.jpg.chip.jpg"]
+
+
+class PairedTest(unittest.TestCase):
+    def setUp(self):
+        # facet: right on gender for a, b, c; age errors 1, 2, 3. The reference: right on gender for a only; age
+        # errors 2, 2, 5. Ethnicity: both right on a, only the reference right on b, neither on c.
+        self.facet = [answer(FACES[0], 31, 1, 2), answer(FACES[1], 28, 1, 0), answer(FACES[2], 33, 1, 0)]
+        self.reference = [answer(FACES[0], 32, 1, 2), answer(FACES[1], 32, 0, 2), answer(FACES[2], 35, 0, 1),
+                          answer(FACES[3], 40, 0, 0)]  # a face facet did not answer: not paired
+
+    def test_counts_faces_only_one_side_got_right(self):
+        pair = ra.paired(self.facet, self.reference)
+        self.assertEqual(pair["n"], 3)
+        self.assertEqual((pair["gender"]["only_facet"], pair["gender"]["only_reference"]), (2, 0))
+        self.assertAlmostEqual(pair["gender"]["z"], 2 / math.sqrt(2))
+        self.assertEqual((pair["ethnicity"]["only_facet"], pair["ethnicity"]["only_reference"]), (0, 1))
+        self.assertAlmostEqual(pair["ethnicity"]["z"], -1.0)
+
+    def test_age_margin_is_the_mean_paired_difference_over_its_standard_error(self):
+        age = ra.paired(self.facet, self.reference)["age"]
+        # Differences -1, 0, -2: mean -1, sample deviation 1, standard error 1 / sqrt(3); facet better, so z > 0.
+        self.assertAlmostEqual(age["mean_difference_years"], -1.0)
+        self.assertAlmostEqual(age["standard_error"], 1 / math.sqrt(3))
+        self.assertAlmostEqual(age["z"], math.sqrt(3))
+
+    def test_no_discordant_faces_is_a_zero_margin(self):
+        pair = ra.paired(self.facet, self.facet)
+        self.assertEqual(pair["gender"], {"only_facet": 0, "only_reference": 0, "z": 0.0})
+        self.assertEqual(pair["age"]["z"], 0.0)
+
+
+class RescoreTest(unittest.TestCase):
+    def test_restore_puts_back_what_strip_took(self):
+        results = {"facet": {"predictions": [1], "predictions_flip": [2], "epochs": 3},
+                   "reference": {"predictions": [4]},
+                   "weighting_study": {"runs": {"equal": {"predictions": [5], "epochs": 8}}}}
+        expected = {k: (dict(v) if isinstance(v, dict) else v) for k, v in results.items()}
+        expected["weighting_study"] = {"runs": {"equal": {"predictions": [5], "epochs": 8}}}
+        taken = ra.strip_predictions(results)
+        self.assertNotIn("predictions", results["facet"])
+        self.assertNotIn("predictions", results["weighting_study"]["runs"]["equal"])
+        ra.restore_predictions(results, taken)
+        self.assertEqual(results, expected)
+
+    def test_score_pairs_and_keeps_a_carried_study(self):
+        results = {"facet": {"predictions": self._answers(0), "predictions_flip": self._answers(1)},
+                   "reference": {"predictions": self._answers(2)},
+                   "weighting_study": {"runs": {"carried": {"metrics": {"n": 7}}}}}
+        ra.score(results)
+        self.assertEqual(results["facet"]["metrics"]["n"], 3)
+        self.assertEqual(results["paired"]["n"], 3)
+        self.assertEqual(results["paired_flip"]["n"], 3)
+        self.assertEqual(results["weighting_study"]["runs"]["carried"]["metrics"], {"n": 7})
+
+    @staticmethod
+    def _answers(shift):
+        return [answer(name, 30 + shift, 1, 2) for name in FACES[:3]]
+
+
+if __name__ == "__main__":
+    unittest.main()
