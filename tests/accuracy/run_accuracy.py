@@ -264,7 +264,7 @@ def paired(facet_predictions, reference_predictions):
         out[task] = {"only_facet": only_facet, "only_reference": only_reference,
                      "z": (only_facet - only_reference) / math.sqrt(discordant) if discordant else 0.0}
     diffs = [abs(a["age_years"] - y[0]) - abs(b["age_years"] - y[0]) for a, b, y in both]
-    mean = sum(diffs) / len(diffs)
+    mean = sum(diffs) / len(diffs) if diffs else 0.0
     se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs)) if len(diffs) > 1 else 0.0
     out["age"] = {"mean_difference_years": mean, "standard_error": se, "z": -mean / se if se else 0.0}
     return out

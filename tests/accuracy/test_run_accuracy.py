@@ -52,6 +52,12 @@ class PairedTest(unittest.TestCase):
         self.assertEqual(pair["age"]["z"], 0.0)
 
 
+    def test_no_common_faces_is_an_empty_pairing(self):
+        pair = ra.paired(self.facet, [answer(FACES[3], 40, 0, 0)])
+        self.assertEqual(pair["n"], 0)
+        self.assertEqual(pair["age"], {"mean_difference_years": 0.0, "standard_error": 0.0, "z": 0.0})
+
+
 class RescoreTest(unittest.TestCase):
     def test_restore_puts_back_what_strip_took(self):
         results = {"facet": {"predictions": [1], "predictions_flip": [2], "epochs": 3},
