@@ -79,6 +79,7 @@ int Train(const facet::FlagSet& f) {
   config.loader_workers = static_cast<int>(f.GetInt("workers"));
   config.device = f.GetString("device");
   config.precision = f.GetString("precision");
+  config.channels_last = f.GetBool("channels-last");
   std::unique_ptr<facet::DistributedGroup> group;
   const facet::RendezvousSettings rendezvous = facet::RendezvousFromEnvironment({});
   if (rendezvous.world_size > 1) {
@@ -102,10 +103,10 @@ int Train(const facet::FlagSet& f) {
   };
   trainer.Run(callbacks);
   if (rendezvous.rank != 0) return 0;  // one line per run: rank 0 speaks for all
-  std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
+  std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"channels_last\":%s,\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
               "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"steps\":%lld,"
               "\"images_per_s\":%.2f}\n",
-              config.precision.c_str(), config.arch.c_str(), config.image_size, config.batch_size,
+              config.precision.c_str(), config.channels_last ? "true" : "false", config.arch.c_str(), config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
               facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
               static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
@@ -249,6 +250,7 @@ int main(int argc, char** argv) {
   f.Double("seconds", 3.0, "time per figure, at least 7 runs (infer, conv, ceiling)");
   f.String("out", "", "model file to write (export)");
   f.String("precision", "fp32", "fp32 | bf16 (train)");
+  f.Bool("channels-last", false, "train with the model and batches in channels-last (NHWC) layout (train)");
   try {
     f.Parse(argc, argv, 2);
     if (f.help_requested()) {
