@@ -574,11 +574,20 @@ def score(results):
     for side in ("facet", "reference"):
         results[side]["metrics"] = metrics(results[side]["predictions"])
     results["facet"]["metrics_flip"] = metrics(results["facet"]["predictions_flip"])
-    results["paired"] = paired(results["facet"]["predictions"], results["reference"]["predictions"])
-    results["paired_flip"] = paired(results["facet"]["predictions_flip"], results["reference"]["predictions"])
+    pair_with_reference(results, results["facet"], results["reference"]["predictions"])
     for run in results.get("weighting_study", {}).get("runs", {}).values():
         if "predictions" in run:  # a study carried from an earlier JSON has only its metrics
             run["metrics"] = metrics(run["predictions"])
+
+
+def pair_with_reference(results, facet_answers, reference_predictions):
+    """results["paired"] and ["paired_flip"]: facet's default and flip-averaged answers against the reference's; a
+    pairing whose facet answers are missing is dropped, as it was made against another reference."""
+    for key, which in (("paired", "predictions"), ("paired_flip", "predictions_flip")):
+        if which in facet_answers:
+            results[key] = paired(facet_answers[which], reference_predictions)
+        else:
+            results.pop(key, None)
 
 
 def restore_predictions(node, taken):
@@ -666,11 +675,7 @@ def rerun_reference(args, json_path):
     predictions_path = os.path.join(args.build, "accuracy-predictions.json")
     answers = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
     answers["reference"] = {"predictions": predictions}
-    for key, which in (("paired", "predictions"), ("paired_flip", "predictions_flip")):
-        if which in answers.get("facet", {}):
-            results[key] = paired(answers["facet"][which], predictions)
-        else:
-            results.pop(key, None)  # the old pairing was against the reference just replaced
+    pair_with_reference(results, answers.get("facet", {}), predictions)
     write_predictions(args, answers)
     return write_results(results, args, json_path)
 

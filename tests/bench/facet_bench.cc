@@ -106,7 +106,8 @@ int Train(const facet::FlagSet& f) {
   std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"channels_last\":%s,\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
               "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"steps\":%lld,"
               "\"images_per_s\":%.2f}\n",
-              config.precision.c_str(), config.channels_last ? "true" : "false", config.arch.c_str(), config.image_size, config.batch_size,
+              config.precision.c_str(), config.channels_last ? "true" : "false", config.arch.c_str(),
+              config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
               facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
               static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
