@@ -250,6 +250,9 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Double("ema-decay", 0.0, "0 to <1: validate and export a moving average of the weights with this decay per "
            "step (e.g. 0.998); 0 (off) the weights as trained");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
+  f.Double("erase-probability", 0.0, "random erasing: the share of training images with a rectangle set to the mean "
+           "colour (0: off)");
+  f.Double("max-erase-area", 0.33, "random erasing: the rectangle's largest share of the image, 0.02 to 0.9");
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
   f.Int("workers", 2, "decode/augment threads");
@@ -329,6 +332,8 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("ethnicity-balance")) c.set_ethnicity_balance(f.GetDouble("ethnicity-balance"));
   if (f.IsSet("ema-decay")) c.set_ema_decay(f.GetDouble("ema-decay"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
+  if (f.IsSet("erase-probability")) c.mutable_augment()->set_erase_probability(f.GetDouble("erase-probability"));
+  if (f.IsSet("max-erase-area")) c.mutable_augment()->set_max_erase_area(f.GetDouble("max-erase-area"));
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));
   if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));

@@ -86,6 +86,8 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   if (a.has_max_warp()) c.augment.max_warp = a.max_warp();
   if (a.has_lighting_probability()) c.augment.lighting_probability = a.lighting_probability();
   if (a.has_max_lighting()) c.augment.max_lighting = a.max_lighting();
+  if (a.has_erase_probability()) c.augment.erase_probability = a.erase_probability();
+  if (a.has_max_erase_area()) c.augment.max_erase_area = a.max_erase_area();
   if (in.has_seed()) c.seed = in.seed();
   c.pretrained_encoder = in.pretrained_encoder();
   if (in.has_loader_workers()) c.loader_workers = in.loader_workers();
@@ -125,6 +127,8 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   a->set_max_warp(c.augment.max_warp);
   a->set_lighting_probability(c.augment.lighting_probability);
   a->set_max_lighting(c.augment.max_lighting);
+  a->set_erase_probability(c.augment.erase_probability);
+  a->set_max_erase_area(c.augment.max_erase_area);
   out.set_seed(c.seed);
   out.set_pretrained_encoder(c.pretrained_encoder);
   out.set_loader_workers(c.loader_workers);

@@ -61,6 +61,43 @@ TEST(Augmenter, FlipAloneMirrorsTheValidationImage) {
   EXPECT_LT((flipped - plain.flip({2})).abs().max().item<float>(), 1e-5);
 }
 
+// Erasing draws after every other transform, so the same seed gives the same image but for one rectangle of zeros
+// (the mean colour once normalised) of 2% to max_erase_area of the image.
+TEST(Augmenter, ErasingSetsOneRectangleToTheMeanAndLeavesTheOtherTransformsAsTheyWere) {
+  using torch::indexing::Slice;
+  AugmentOptions erase;
+  erase.erase_probability = 1.0;
+  erase.max_erase_area = 0.25;
+  const int n = 64;
+  const cv::Mat img = TestImage();
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const auto without = AugmentOnce(Augmenter(AugmentOptions{}, n), img, true, seed);
+    const auto with = AugmentOnce(Augmenter(erase, n), img, true, seed);
+    const auto changed = (with != without).any(0);
+    const auto rows = changed.any(1).nonzero(), cols = changed.any(0).nonzero();
+    ASSERT_GT(rows.size(0), 0) << "seed " << seed << ": nothing erased";
+    const int64_t top = rows.min().item<int64_t>(), bottom = rows.max().item<int64_t>() + 1;
+    const int64_t left = cols.min().item<int64_t>(), right = cols.max().item<int64_t>() + 1;
+    const auto box = with.index({Slice(), Slice(top, bottom), Slice(left, right)});
+    EXPECT_TRUE((box == 0).all().item<bool>()) << "seed " << seed;
+    auto restored = with.clone();
+    restored.index_put_({Slice(), Slice(top, bottom), Slice(left, right)},
+                        without.index({Slice(), Slice(top, bottom), Slice(left, right)}));
+    EXPECT_TRUE(torch::equal(restored, without)) << "seed " << seed << ": changed outside the rectangle";
+    const double share = static_cast<double>((bottom - top) * (right - left)) / (n * n);
+    EXPECT_GE(share, 0.015) << "seed " << seed;  // 2% before rounding the sides to pixels
+    EXPECT_LE(share, 0.28) << "seed " << seed;
+  }
+}
+
+TEST(Augmenter, ErasingIsTrainingOnly) {
+  AugmentOptions erase;
+  erase.erase_probability = 1.0;
+  const cv::Mat img = TestImage();
+  EXPECT_TRUE(torch::equal(AugmentOnce(Augmenter(erase, 64), img, false, 3),
+                           AugmentOnce(Augmenter(AugmentOptions{}, 64), img, false, 3)));
+}
+
 TEST(Augmenter, DisabledAugmentationIsTheValidationPath) {
   AugmentOptions off;
   off.enabled = false;

@@ -104,6 +104,8 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_EQ(job.config().label_smoothing(), 0.0);
   EXPECT_EQ(job.config().ethnicity_balance(), 0.0);
   EXPECT_EQ(job.config().ema_decay(), 0.0);
+  EXPECT_EQ(job.config().augment().erase_probability(), 0.0);
+  EXPECT_DOUBLE_EQ(job.config().augment().max_erase_area(), 0.33);
 }
 
 TEST_F(ServerTest, WatchStreamsStateProgressAndEpochsAndALateWatcherGetsTheCurrentState) {
@@ -186,6 +188,12 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c = TinyJob();
   c.set_ema_decay(1.0);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ema_decay");
+  c = TinyJob();
+  c.mutable_augment()->set_erase_probability(1.5);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "erase_probability");
+  c = TinyJob();
+  c.mutable_augment()->set_max_erase_area(0.95);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "max_erase_area");
   EXPECT_EQ(client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 500, "").jobs_size(), before);
   EXPECT_EQ(CodeOf([&] { client().GetJob("job-nope"); }), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(CodeOf([&] { client().ListJobs(v1::JOB_STATE_UNSPECIFIED, 10, "x"); }), grpc::StatusCode::INVALID_ARGUMENT);

@@ -4,6 +4,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -49,6 +50,26 @@ int Reflect101(int i, int n) {
   const int period = 2 * (n - 1);
   i = std::abs(i) % period;
   return i < n ? i : period - i;
+}
+
+// torchvision's RandomErasing with value 0 (the mean colour once normalised): up to ten draws of an area and an
+// aspect ratio, the first rectangle that fits is erased in all channels.
+void EraseRandomRectangle(std::mt19937_64& rng, double max_area, int n, float* out_chw) {
+  constexpr double kMinArea = 0.02, kMaxAspect = 1 / 0.3;
+  const size_t plane = static_cast<size_t>(n) * n;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double area = static_cast<double>(plane) * Uniform(rng, kMinArea, max_area);
+    const double aspect = std::exp(Uniform(rng, -std::log(kMaxAspect), std::log(kMaxAspect)));
+    const int h = static_cast<int>(std::lround(std::sqrt(area * aspect)));
+    const int w = static_cast<int>(std::lround(std::sqrt(area / aspect)));
+    if (h < 1 || w < 1 || h >= n || w >= n) continue;
+    const int top = std::uniform_int_distribution<int>(0, n - h)(rng);
+    const int left = std::uniform_int_distribution<int>(0, n - w)(rng);
+    for (int ch = 0; ch < 3; ++ch) {
+      for (int r = top; r < top + h; ++r) std::fill_n(out_chw + ch * plane + static_cast<size_t>(r) * n + left, w, 0.f);
+    }
+    return;
+  }
 }
 
 double Logit(double p) {
@@ -141,6 +162,10 @@ void Augmenter::Apply(const cv::Mat& bgr, bool augment, std::mt19937_64& rng, fl
             static_cast<float>((v - kImageNetMean[ch]) / kImageNetStd[ch]);
       }
     }
+  }
+  // Drawn last, so that with erasing off every other transform draws what the reference draws for the same seed.
+  if (augment && Chance(rng, options_.erase_probability)) {
+    EraseRandomRectangle(rng, options_.max_erase_area, n, out_chw);
   }
 }
 

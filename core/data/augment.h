@@ -12,9 +12,9 @@ namespace facet {
 // Turns an 8-bit BGR image of any size into the network input: (3,size,size) floats, RGB, ImageNet-normalised,
 // written to `out_chw`. Like the reference (and fastai's lazy flow field), warp, rotation and zoom compose into one
 // sampling grid in normalised coordinates with aligned corners, sampled bilinearly with reflection at the border;
-// then lighting in logit space and a horizontal flip. Sampling is exact bilinear (not cv::remap's 1/32-pixel
-// grid), so it agrees with LibTorch's interpolate(align_corners=True) to float rounding. With augment=false it is exactly the validation resize,
-// which equals PreprocessImage (the predictor's LibTorch path).
+// then lighting in logit space, a horizontal flip and (when asked) random erasing. Sampling is exact bilinear (not
+// cv::remap's 1/32-pixel grid), so it agrees with LibTorch's interpolate(align_corners=True) to float rounding. With
+// augment=false it is exactly the validation resize, which equals PreprocessImage (the predictor's LibTorch path).
 class Augmenter {
  public:
   Augmenter(const AugmentOptions& options, int size);

@@ -15,6 +15,10 @@ struct AugmentOptions {
   double max_warp = 0.2;  // symmetric perspective warp magnitude, in normalised coordinates
   double lighting_probability = 0.75;
   double max_lighting = 0.2;  // brightness change in [0.5-x/2, 0.5+x/2]; contrast in [1-x, 1/(1-x)] log-uniform
+  // Random erasing (Zhong et al. 2017), not in fastai's defaults and so off: a rectangle of 2% to max_erase_area of
+  // the image, aspect ratio 0.3 to 3.3, set to the ImageNet mean colour.
+  double erase_probability = 0.0;
+  double max_erase_area = 0.33;
 };
 
 }  // namespace facet

@@ -72,6 +72,8 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   CheckRange("augment.max_zoom", a.max_zoom, 1.0, 3.0);
   CheckRange("augment.max_warp", a.max_warp, 0.0, 0.5);
   CheckRange("augment.max_lighting", a.max_lighting, 0.0, 0.9);
+  CheckProbability("augment.erase_probability", a.erase_probability);
+  CheckRange("augment.max_erase_area", a.max_erase_area, 0.02, 0.9);
   if (c.device != "auto" && c.device != "cpu" && c.device.rfind("cuda", 0) != 0) {
     Fail("device", "must be cpu, cuda, cuda:N or auto, got '" + c.device + "'");
   }
