@@ -25,14 +25,8 @@ std::vector<double> EthnicityDrawWeights(const std::vector<Sample>& samples, dou
   return weights;
 }
 
-}  // namespace
-
-UtkFaceLoader::UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& options)
-    : samples_(std::move(samples)),
-      options_(options),
-      draw_weights_(options.shuffle ? EthnicityDrawWeights(samples_, options.ethnicity_balance)
-                                    : std::vector<double>{}),
-      augmenter_(options.augment_options, options.image_size) {
+// Runs in the member initialisers, so that bad options are refused before anything is built from them.
+const LoaderOptions& Checked(const LoaderOptions& options) {
   if (!(options.ethnicity_balance >= 0.0 && options.ethnicity_balance <= 1.0)) {
     throw std::invalid_argument("loader ethnicity_balance must be in [0, 1]");
   }
@@ -46,6 +40,17 @@ UtkFaceLoader::UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& o
   if (options.workers < 0 || options.prefetch_batches < 1) {
     throw std::invalid_argument("loader needs workers >= 0 and prefetch_batches >= 1");
   }
+  return options;
+}
+
+}  // namespace
+
+UtkFaceLoader::UtkFaceLoader(std::vector<Sample> samples, const LoaderOptions& options)
+    : samples_(std::move(samples)),
+      options_(Checked(options)),
+      draw_weights_(options.shuffle ? EthnicityDrawWeights(samples_, options.ethnicity_balance)
+                                    : std::vector<double>{}),
+      augmenter_(options.augment_options, options.image_size) {
   for (int i = 0; i < options.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
