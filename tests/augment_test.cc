@@ -8,6 +8,10 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
 namespace facet {
 namespace {
 
@@ -103,6 +107,34 @@ TEST(Augmenter, DisabledAugmentationIsTheValidationPath) {
   off.enabled = false;
   const cv::Mat img = TestImage();
   EXPECT_TRUE(torch::equal(AugmentOnce(Augmenter(off, 64), img, true, 3), AugmentOnce(Augmenter(off, 64), img, false, 3)));
+}
+
+// Each strength whose draw would have an empty interval, and a probability outside [0, 1], is refused when the
+// augmenter is built, naming the field; the defaults and the edges of each range are accepted.
+TEST(Augmenter, RefusesOptionsItCannotDrawFrom) {
+  const auto expect_refused = [](void (*set)(AugmentOptions&), const std::string& field) {
+    AugmentOptions options;
+    set(options);
+    try {
+      Augmenter(options, 32);
+      ADD_FAILURE() << field << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("augment." + field + ":", 0), 0u) << e.what();
+    }
+  };
+  expect_refused([](AugmentOptions& o) { o.max_zoom = 0.5; }, "max_zoom");
+  expect_refused([](AugmentOptions& o) { o.max_erase_area = 0.01; }, "max_erase_area");
+  expect_refused([](AugmentOptions& o) { o.flip_probability = 1.5; }, "flip_probability");
+  expect_refused([](AugmentOptions& o) { o.max_warp = std::nan(""); }, "max_warp");
+  expect_refused([](AugmentOptions& o) { o.max_rotate_degrees = -1; }, "max_rotate_degrees");
+
+  EXPECT_NO_THROW(Augmenter(AugmentOptions{}, 32));
+  AugmentOptions edges;
+  edges.max_zoom = 1.0;
+  edges.max_erase_area = kMinEraseArea;
+  edges.erase_probability = 1.0;
+  const Augmenter augmenter(edges, 32);
+  EXPECT_TRUE(torch::isfinite(AugmentOnce(augmenter, TestImage(), true, 3)).all().item<bool>());
 }
 
 TEST(Augmenter, RejectsNonBgrInput) {

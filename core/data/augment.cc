@@ -55,10 +55,10 @@ int Reflect101(int i, int n) {
 // torchvision's RandomErasing with value 0 (the mean colour once normalised): up to ten draws of an area and an
 // aspect ratio, the first rectangle that fits is erased in all channels.
 void EraseRandomRectangle(std::mt19937_64& rng, double max_area, int n, float* out_chw) {
-  constexpr double kMinArea = 0.02, kMaxAspect = 1 / 0.3;
+  constexpr double kMaxAspect = 1 / 0.3;
   const size_t plane = static_cast<size_t>(n) * n;
   for (int attempt = 0; attempt < 10; ++attempt) {
-    const double area = static_cast<double>(plane) * Uniform(rng, kMinArea, max_area);
+    const double area = static_cast<double>(plane) * Uniform(rng, kMinEraseArea, max_area);
     const double aspect = std::exp(Uniform(rng, -std::log(kMaxAspect), std::log(kMaxAspect)));
     const int h = static_cast<int>(std::lround(std::sqrt(area * aspect)));
     const int w = static_cast<int>(std::lround(std::sqrt(area / aspect)));
@@ -80,6 +80,8 @@ double Logit(double p) {
 }  // namespace
 
 Augmenter::Augmenter(const AugmentOptions& options, int size) : options_(options), size_(size) {
+  // Unchecked strengths would reach uniform_real_distribution with lo > hi, which is undefined behaviour.
+  ValidateAugmentOptions(options_);
   if (size < 1) throw std::invalid_argument("augmenter size must be >= 1");
 }
 

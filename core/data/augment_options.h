@@ -21,4 +21,12 @@ struct AugmentOptions {
   double max_erase_area = 0.33;
 };
 
+// The smallest rectangle random erasing draws, as a share of the image (torchvision's RandomErasing).
+inline constexpr double kMinEraseArea = 0.02;
+
+// Throws std::invalid_argument("augment.<field>: ...") for a probability outside [0, 1] or a strength outside what
+// the augmenter can draw from (NaN included). The Augmenter checks its options with it, and so does
+// ValidateTrainingConfig.
+void ValidateAugmentOptions(const AugmentOptions& options);
+
 }  // namespace facet
