@@ -11,10 +11,11 @@ models answer every face of utkface-sample, which training never sees: facet's t
 its own preprocessing. Writes docs/accuracy.md (overall, by ethnicity, gender and age decade, confusion matrices,
 calibration, conformal age-interval coverage, and each margin tested on the same faces), docs/accuracy.json and
 docs/accuracy-age-by-decade.png. The per-face answers stay in --build's accuracy-predictions.json: `--rescore`
-recomputes the metrics from them.
+recomputes the metrics from them. `--study-only --study-epochs N` retrains only the weighting study, N epochs a
+weighting, and keeps the rest of docs/accuracy.json.
 
 usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting]
-                       [--report-only | --rescore | --reference-only]
+                       [--report-only | --rescore | --reference-only | --study-only --study-epochs 8]
 """
 import argparse
 import datetime
@@ -52,6 +53,12 @@ EARLIER_RUN = "its earlier run's mean epoch time"  # --reference-only's source o
 # The fixed weighting of the study: the reference's learned weights e^-s at the end of its 28-epoch run
 # (s = -5.1, -1.75, -0.68), rounded and scaled so that ethnicity is 1.
 FIXED_WEIGHTS = "80,3,1"
+KENDALL = "uncertainty (Kendall)"
+# The weighting study's rows: a name and the facetctl flags that select the weighting.
+WEIGHTINGS = (("equal", ["--loss", "equal"]),
+              ("fixed", ["--loss", "fixed", "--fixed-weights", FIXED_WEIGHTS]),
+              ("uncertainty-seed", ["--loss", "uncertainty-seed"]),
+              (KENDALL, ["--loss", "uncertainty"]))
 
 
 def read_recipe(path=RECIPE):
@@ -452,7 +459,10 @@ def report(results, out_path):
     if study:
         w("## Weighting study")
         w("")
-        w(f"The same facet recipe and budget ({study['minutes']:g} minutes each), changing only the loss weighting. "
+        n = study.get("fixed_epochs")
+        length = (f"{n} epoch{'s' if n != 1 else ''} each, {study['minutes']:.1f} minutes on average on this machine"
+                  if "fixed_epochs" in study else f"{study['minutes']:g} minutes each")
+        w(f"The same facet recipe and budget ({length}), changing only the loss weighting. "
           f"`fixed` is {FIXED_WEIGHTS} (age, gender, ethnicity): the reference's learned weights at the end of a "
           "28-epoch run, rounded. Evaluated on utkface-sample."
           + (" The epochs differ between rows: this run sized each of them by its own one-epoch probe, whose noise "
@@ -463,7 +473,7 @@ def report(results, out_path):
         if "commit" in study:
             changed = {k: v for k, v in study["recipe"].items() if results.get("recipe", {}).get(k) != v}
             changed.update({k: None for k in results.get("recipe", {}) if k not in study["recipe"]})
-            w(f"This study was run at commit {study['commit']}, before the main run above"
+            w(f"This study was run at commit {study['commit']}"
               + (", with a recipe that differs from the main run's in: "
                  + ", ".join(f"`{k} = {v}`" if v is not None else f"`{k}` unset (facetctl's default)"
                              for k, v in sorted(changed.items())) + "." if changed
@@ -496,6 +506,9 @@ def main():
     parser.add_argument("--minutes", type=float, default=45.0, help="training budget of each side")
     parser.add_argument("--study", choices=["weighting"], help="also train facet once per loss weighting")
     parser.add_argument("--study-minutes", type=float, default=0, help="budget of each study run (default --minutes)")
+    parser.add_argument("--study-only", action="store_true",
+                        help="retrain only the JSON's weighting study, --study-epochs each; the rest stays")
+    parser.add_argument("--study-epochs", type=int, default=8, help="epochs of each --study-only run")
     parser.add_argument("--max-images", type=int, default=0, help="seeded subset of --data (0: all; for a smoke run)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "accuracy.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the JSON")
@@ -524,6 +537,10 @@ def main():
         args.subset = ["--max-images", str(args.max_images)]
     if args.reference_only:
         return rerun_reference(args, json_path)
+    if args.study_only:
+        if args.study_epochs < 1:
+            raise SystemExit("--study-epochs must be >= 1")
+        return rerun_study(args, json_path)
     budget_s = args.minutes * 60
     results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": SECOND_EPOCH}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -536,11 +553,8 @@ def main():
         if args.study:
             study_s = (args.study_minutes or args.minutes) * 60
             runs = {}
-            for name, extra in (("equal", ["--loss", "equal"]),
-                                ("fixed", ["--loss", "fixed", "--fixed-weights", FIXED_WEIGHTS]),
-                                ("uncertainty-seed", ["--loss", "uncertainty-seed"]),
-                                ("uncertainty (Kendall)", ["--loss", "uncertainty"])):
-                if name.startswith("uncertainty (") and study_s == budget_s:
+            for name, extra in WEIGHTINGS:
+                if name == KENDALL and study_s == budget_s:
                     runs[name] = results["facet"]  # the main run is this one
                 else:
                     # The weighting does not change a step's cost: every run gets the main run's epoch time, so
@@ -612,6 +626,48 @@ def rescore(args, json_path):
     score(results)
     strip_predictions(results)
     return write_results(results, args, json_path)
+
+
+def rerun_study(args, json_path):
+    """--study-only: one facet run per weighting for --study-epochs each (a fixed count, not a time budget: the
+    weighting does not change a step's cost, and runs with the same epochs differ in their weighting alone), in place
+    of the JSON's weighting study; the main run and the reference stay. Marked with this recipe and commit."""
+    if not os.path.exists(json_path):
+        raise SystemExit(f"{json_path} is absent: --study-only adds a study to an earlier run's results")
+    results = json.load(open(json_path))
+    expected = results["facet"]["metrics"]["n"]
+    warm_page_cache(args.data)
+    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
+    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    runs, answers = {}, {}
+    try:
+        for name, extra in WEIGHTINGS:
+            start = time.time()
+            job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs",
+                                           str(args.study_epochs), *args.subset, *extra], f"study {name}")
+            predictions = facet_predict(server, job["model_id"], args.sample)
+            if len(predictions) != expected:
+                raise SystemExit(f"study {name} answered {len(predictions)} of {expected} sample faces")
+            runs[name] = {"job": job, "epochs": args.study_epochs, "train_wall_s": time.time() - start,
+                          "metrics": metrics(predictions)}
+            answers[name] = {"predictions": predictions}
+            log(f"study {name}: {summary_line(runs[name]['metrics'])}")
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["weighting_study"] = {"minutes": sum(r["train_wall_s"] for r in runs.values()) / len(runs) / 60,
+                                  "fixed_epochs": args.study_epochs, "runs": runs, "recipe": read_recipe(),
+                                  "commit": machine().get("commit", "?")}
+    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
+    stored = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
+    stored["weighting_study"] = {"runs": answers}
+    write_predictions(args, stored)
+    return write_results(results, args, json_path)
+
+
+def summary_line(m):
+    return (f"age MAE {m['age_mae_years']:.2f} y, gender {m['gender_accuracy']:.1%}, "
+            f"ethnicity {m['ethnicity_accuracy']:.1%}")
 
 
 def carry_study(results, json_path):
