@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
 
 namespace {
 
@@ -30,6 +31,14 @@ struct Server {
   Server() {
     root = fs::temp_directory_path() / ("facet-request-fuzzer-" + std::to_string(::getpid()));
     fs::remove_all(root);
+    // libFuzzer ends with exit(), and this server is never destroyed (it lives as long as the process), so its
+    // directory goes at exit. A crash leaves it, beside the crashing input.
+    static fs::path directory_at_exit;
+    directory_at_exit = root;
+    std::atexit([] {
+      std::error_code ignored;
+      fs::remove_all(directory_at_exit, ignored);
+    });
     WriteSyntheticDataset((root / "data" / "faces").string(), {/*count=*/24, /*image_size=*/32});
     fs::create_directories(root / "data" / "empty");
     metrics = std::make_unique<Metrics>("");
