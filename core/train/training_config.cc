@@ -3,7 +3,6 @@
 #include "core/model/resnet.h"
 #include "core/util/range_check.h"
 
-#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -28,7 +27,9 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   if (c.batch_size < 2 || c.batch_size > 4096) FailField("batch_size", "must be in [2, 4096] (BatchNorm needs 2)");
   if (c.frozen.epochs < 0 || c.frozen.epochs > 1000) FailField("frozen.epochs", "must be in [0, 1000]");
   if (c.unfrozen.epochs < 0 || c.unfrozen.epochs > 1000) FailField("unfrozen.epochs", "must be in [0, 1000]");
-  if (c.frozen.epochs + c.unfrozen.epochs == 0) FailField("frozen.epochs", "both stages have 0 epochs: nothing to train");
+  if (c.frozen.epochs + c.unfrozen.epochs == 0) {
+    FailField("frozen.epochs", "both stages have 0 epochs: nothing to train");
+  }
   if (c.frozen.epochs > 0) CheckLearningRate("frozen.lr_max", c.frozen.lr_max);
   if (c.unfrozen.epochs > 0) {
     CheckLearningRate("unfrozen.lr_max", c.unfrozen.lr_max);
@@ -60,8 +61,9 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   if (c.precision != "fp32" && c.precision != "bf16") FailField("precision", "must be fp32 or bf16");
   if (c.world_size < 1 || c.world_size > 1024) FailField("world_size", "must be in [1, 1024]");
   if (c.batch_size % c.world_size != 0) {
-    FailField("world_size", "batch_size " + std::to_string(c.batch_size) + " (the global batch) does not split evenly over " +
-                           std::to_string(c.world_size) + " processes");
+    FailField("world_size", "batch_size " + std::to_string(c.batch_size) +
+                                " (the global batch) does not split evenly over " + std::to_string(c.world_size) +
+                                " processes");
   }
 }
 

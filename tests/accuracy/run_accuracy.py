@@ -159,11 +159,16 @@ def train_facet(args, server, budget_s, extra=(), label="facet", probe_s=None):
         probe_s = float(probe["history"][-1]["seconds"])
     epochs = epochs_for(budget_s, probe_s)
     log(f"{label}: probe epoch {probe_s:.1f} s -> {epochs} epochs in {budget_s / 60:.0f} min")
+    return {**train_facet_epochs(args, server, epochs, extra, label), "probe_s": probe_s}
+
+
+def train_facet_epochs(args, server, epochs, extra, label):
+    """One facet job of `epochs` epochs on --data, and its model's answers to every face of --sample."""
     start = time.time()
     job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs", str(epochs), *args.subset,
                                    *extra], label)
     seconds = time.time() - start
-    return {"job": job, "epochs": epochs, "probe_s": probe_s, "train_wall_s": seconds,
+    return {"job": job, "epochs": epochs, "train_wall_s": seconds,
             "predictions": facet_predict(server, job["model_id"], args.sample)}
 
 
@@ -642,26 +647,21 @@ def rerun_study(args, json_path):
     runs, answers = {}, {}
     try:
         for name, extra in WEIGHTINGS:
-            start = time.time()
-            job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs",
-                                           str(args.study_epochs), *args.subset, *extra], f"study {name}")
-            predictions = facet_predict(server, job["model_id"], args.sample)
-            if len(predictions) != expected:
-                raise SystemExit(f"study {name} answered {len(predictions)} of {expected} sample faces")
-            runs[name] = {"job": job, "epochs": args.study_epochs, "train_wall_s": time.time() - start,
-                          "metrics": metrics(predictions)}
-            answers[name] = {"predictions": predictions}
-            log(f"study {name}: {summary_line(runs[name]['metrics'])}")
+            run = train_facet_epochs(args, server, args.study_epochs, extra, f"study {name}")
+            answers[name] = {"predictions": run.pop("predictions")}
+            if len(answers[name]["predictions"]) != expected:
+                raise SystemExit(f"study {name} answered {len(answers[name]['predictions'])} of {expected} sample "
+                                 "faces")
+            run["metrics"] = metrics(answers[name]["predictions"])
+            runs[name] = run
+            log(f"study {name}: {summary_line(run['metrics'])}")
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     results["weighting_study"] = {"minutes": sum(r["train_wall_s"] for r in runs.values()) / len(runs) / 60,
                                   "fixed_epochs": args.study_epochs, "runs": runs, "recipe": read_recipe(),
                                   "commit": machine().get("commit", "?")}
-    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
-    stored = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
-    stored["weighting_study"] = {"runs": answers}
-    write_predictions(args, stored)
+    store_answers(args, "weighting_study", {"runs": answers})
     return write_results(results, args, json_path)
 
 
@@ -690,6 +690,16 @@ def write_predictions(args, answers):
     with open(path, "w") as out:
         json.dump(answers, out)
     log(f"wrote {path}")
+
+
+def store_answers(args, key, answers):
+    """Replaces `key` in the per-face answers beside the build and keeps the rest (a partial rerun's answers join
+    those of the run it amends); returns them all."""
+    path = os.path.join(args.build, "accuracy-predictions.json")
+    stored = json.load(open(path)) if os.path.exists(path) else {}
+    stored[key] = answers
+    write_predictions(args, stored)
+    return stored
 
 
 def write_results(results, args, json_path):
@@ -728,11 +738,8 @@ def rerun_reference(args, json_path):
     replaced = results["reference"]
     results["reference_replaced"] = {k: replaced[k] for k in ("epochs", "train_wall_s", "metrics") if k in replaced}
     results["reference"] = reference
-    predictions_path = os.path.join(args.build, "accuracy-predictions.json")
-    answers = json.load(open(predictions_path)) if os.path.exists(predictions_path) else {}
-    answers["reference"] = {"predictions": predictions}
+    answers = store_answers(args, "reference", {"predictions": predictions})
     pair_with_reference(results, answers.get("facet", {}), predictions)
-    write_predictions(args, answers)
     return write_results(results, args, json_path)
 
 
