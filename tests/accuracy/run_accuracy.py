@@ -372,8 +372,9 @@ def report(results, out_path):
       "validation (and, for facet, calibration). Evaluation: every face of `utkface-sample` "
       f"({fm['n']} faces), which neither side saw in training.")
     recipe = results.get("recipe") or read_recipe()
-    w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` ({recipe.get('arch', '?')}, {recipe.get('size', '?')} "
-      f"px, batch {recipe.get('batch', '?')}, one-cycle AdamW {recipe.get('unfrozen-lr-max', '?')}, "
+    w(f"- facet: `facetctl train --config tests/accuracy/recipe.conf` ({recipe.get('arch', '?')}, "
+      f"{recipe.get('size', '?')} px, batch {recipe.get('batch', '?')}, "
+      f"one-cycle AdamW {recipe.get('unfrozen-lr-max', '?')}, "
       f"{recipe.get('loss', '?')} weighting, {recipe.get('age-loss', 'log-mse')} age loss, "
       f"label smoothing {recipe.get('label-smoothing', '0')}, "
       f"{recipe.get('precision', 'fp32')}), {f['epochs']} epochs in "
@@ -424,8 +425,9 @@ def report(results, out_path):
         w("")
     cal = f["job"].get("calibration", {})
     if cal:
-        w(f"Temperature scaling fitted on {cal.get('n', 0)} validation faces: T = {cal.get('gender_temperature', 1):.3f} "
-          f"(gender), {cal.get('ethnicity_temperature', 1):.3f} (ethnicity); validation ECE gender "
+        w(f"Temperature scaling fitted on {cal.get('n', 0)} validation faces: "
+          f"T = {cal.get('gender_temperature', 1):.3f} (gender), "
+          f"{cal.get('ethnicity_temperature', 1):.3f} (ethnicity); validation ECE gender "
           f"{cal.get('gender_ece_before', 0):.3f} -> {cal.get('gender_ece_after', 0):.3f}, ethnicity "
           f"{cal.get('ethnicity_ece_before', 0):.3f} -> {cal.get('ethnicity_ece_after', 0):.3f}. The reference "
           "serves its raw softmax.")

@@ -99,7 +99,8 @@ def training(bench, data, images, quick):
         log(f"training round {round_index + 1}")
         for row, (key, cmd) in zip(rows, configs):
             out = run_json(cmd)
-            row["runs"].append(out[-1]["train_images_per_s_last"] if key["impl"] == "Python" else out[0]["images_per_s"])
+            figure = out[-1]["train_images_per_s_last"] if key["impl"] == "Python" else out[0]["images_per_s"]
+            row["runs"].append(figure)
     for row in rows:
         row["images_per_s"] = statistics.median(row["runs"])
     return rows
@@ -176,7 +177,8 @@ def serving(args, build, tmp, model_file, faces_dir):
     for mode, extra, concurrencies in (
             ("batching", [f"--max-batch-size={SERVING_MAX_BATCH}", "--max-queue-delay-us=2000"], args.concurrency),
             ("no_batching", ["--max-batch-size=1", "--max-queue-delay-us=0"], args.concurrency),
-            ("batching_32", ["--max-batch-size=32", "--max-queue-delay-us=2000"], [c for c in args.concurrency if c == 64])):
+            ("batching_32", ["--max-batch-size=32", "--max-queue-delay-us=2000"],
+             [c for c in args.concurrency if c == 64])):
         if not concurrencies:
             continue
         server = Server(build, data_root, os.path.join(tmp, f"state-{mode}"), extra)
@@ -223,7 +225,8 @@ def memory(build, tmp, train_dir):
     try:
         time.sleep(2)
         idle = rss_mb(server.proc.pid)
-        job = subprocess.run(server.ctl + ["train", "--data", os.path.basename(train_dir), "--max-images", "2200", "--arch", "resnet34",
+        job = subprocess.run(server.ctl + ["train", "--data", os.path.basename(train_dir), "--max-images", "2200",
+                                           "--arch", "resnet34",
                                            "--frozen-epochs", "0", "--unfrozen-epochs", "1", "--batch", "64"],
                              check=True, stdout=subprocess.PIPE, text=True).stdout
         job_id = re.search(r"(job-[0-9a-f]+)", job).group(1)
