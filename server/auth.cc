@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace facet::server {
 namespace {
@@ -38,10 +39,25 @@ Role ParseRole(const std::string& name) {
   throw std::invalid_argument("unknown role '" + name + "' (admin, predict or read)");
 }
 
-TokenAuthenticator TokenAuthenticator::FromFile(const std::string& path) {
+TokenAuthenticator::TokenAuthenticator(std::string path) : path_(std::move(path)), tokens_(Read(path_)) {}
+
+size_t TokenAuthenticator::Reload() {
+  auto tokens = Read(path_);
+  const size_t count = tokens->size();
+  std::lock_guard<std::mutex> lock(mutex_);
+  tokens_ = std::move(tokens);
+  return count;
+}
+
+std::shared_ptr<const TokenAuthenticator::Principals> TokenAuthenticator::Tokens() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return tokens_;
+}
+
+std::shared_ptr<const TokenAuthenticator::Principals> TokenAuthenticator::Read(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read token file '" + path + "'");
-  TokenAuthenticator auth;
+  auto principals = std::make_shared<Principals>();
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
@@ -61,10 +77,10 @@ TokenAuthenticator TokenAuthenticator::FromFile(const std::string& path) {
       throw std::runtime_error(where + e.what());
     }
     principal.name = name.empty() ? "token-" + digest.substr(0, 8) : name;
-    if (!auth.principals_.emplace(digest, principal).second) throw std::runtime_error(where + "duplicate token");
+    if (!principals->emplace(digest, principal).second) throw std::runtime_error(where + "duplicate token");
   }
-  if (auth.principals_.empty()) throw std::runtime_error("token file '" + path + "' holds no token");
-  return auth;
+  if (principals->empty()) throw std::runtime_error("token file '" + path + "' holds no token");
+  return principals;
 }
 
 std::string TokenAuthenticator::Authorize(const grpc::ServerContextBase& context, Role needed) const {
@@ -77,8 +93,9 @@ std::string TokenAuthenticator::Authorize(const grpc::ServerContextBase& context
   if (value.substr(0, kBearer.size()) != kBearer) {
     throw StatusError(grpc::StatusCode::UNAUTHENTICATED, "the authorization metadata is not a Bearer token");
   }
-  const auto found = principals_.find(Sha256Hex(value.substr(kBearer.size())));
-  if (found == principals_.end()) throw StatusError(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
+  const auto tokens = Tokens();
+  const auto found = tokens->find(Sha256Hex(value.substr(kBearer.size())));
+  if (found == tokens->end()) throw StatusError(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
   const Principal& p = found->second;
   if (p.role != Role::kAdmin && p.role != needed) {
     throw StatusError(grpc::StatusCode::PERMISSION_DENIED, "'" + p.name + "' has role " + RoleName(p.role) +

@@ -18,7 +18,9 @@ const char kUsage[] =
     "usage: facet-server [flags]\n"
     "       facet-server train-worker --task FILE   (one rank of a data-parallel job; see train-worker --help)\n"
     "Trains and serves facet's multi-task face model (age, gender, ethnicity) over gRPC.\n"
-    "Every flag can also be set through the environment variable shown; a flag on the command line wins.";
+    "Every flag can also be set through the environment variable shown; a flag on the command line wins.\n"
+    "Signals: SIGTERM or SIGINT shut down gracefully (running jobs resume on the next start); SIGHUP reads the\n"
+    "--auth-tokens file again.";
 
 facet::FlagSet MakeFlags() {
   facet::FlagSet f(kUsage);
@@ -52,8 +54,8 @@ facet::FlagSet MakeFlags() {
   f.String("face-cascade", facet::server::FaceDetector::kDefaultCascade,
            "OpenCV Haar cascade for detect_faces; empty disables it", "FACET_FACE_CASCADE");
   f.Bool("flip-average", false, "average each prediction with the mirrored image's", "FACET_FLIP_AVERAGE");
-  f.String("auth-tokens", "", "token file (ROLE SHA256 [NAME] per line; see `facetctl token create`); "
-           "empty: no authentication", "FACET_AUTH_TOKENS");
+  f.String("auth-tokens", "", "token file (ROLE SHA256 [NAME] per line; see `facetctl token create`), read again on "
+           "SIGHUP; empty: no authentication", "FACET_AUTH_TOKENS");
   f.Bool("allow-unauthenticated-remote", false,
          "without --auth-tokens, listen on --listen as given instead of its loopback equivalent",
          "FACET_ALLOW_UNAUTHENTICATED_REMOTE");
@@ -91,11 +93,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "facet-server: %s\n", e.what());
     return 2;
   }
-  // Signals are taken by a dedicated thread (sigwait), so shutdown runs as ordinary code, not in a handler.
+  // Signals are taken by a dedicated thread (sigwait), so shutdown and reloads run as ordinary code, not in a
+  // handler.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   facet::server::ServerOptions options;
@@ -136,7 +140,10 @@ int main(int argc, char** argv) {
   }
   std::thread signal_thread([&] {
     int signal = 0;
-    sigwait(&signals, &signal);
+    while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+      spdlog::info("received SIGHUP: reloading the token file");
+      server->ReloadTokens();
+    }
     spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     server->Shutdown(std::chrono::milliseconds(flags.GetInt("shutdown-grace-ms")));
   });

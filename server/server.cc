@@ -98,7 +98,7 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   }
 
   if (!options.auth_token_file.empty()) {
-    auth_ = std::make_unique<TokenAuthenticator>(TokenAuthenticator::FromFile(options.auth_token_file));
+    auth_ = std::make_unique<TokenAuthenticator>(options.auth_token_file);
   }
   const std::string listen_address = EffectiveListenAddress(options);
   if (listen_address != options.listen_address) {
@@ -153,6 +153,19 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
 FacetServer::~FacetServer() { Shutdown(std::chrono::seconds(5)); }
 
 void FacetServer::Wait() { server_->Wait(); }
+
+void FacetServer::ReloadTokens() {
+  if (!auth_) {
+    spdlog::warn("asked to reload tokens, but the server runs without --auth-tokens: nothing to reload");
+    return;
+  }
+  try {
+    const size_t count = auth_->Reload();
+    spdlog::info("token file '{}' reloaded: {} tokens", auth_->path(), count);
+  } catch (const std::exception& e) {
+    spdlog::error("token file not reloaded, the {} tokens in use stay: {}", auth_->size(), e.what());
+  }
+}
 
 void FacetServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;

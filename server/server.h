@@ -62,6 +62,9 @@ class FacetServer {
   // Stops accepting, lets in-flight calls finish within `grace`, interrupts a running job (it resumes on the
   // next start) and stops the workers.
   void Shutdown(std::chrono::milliseconds grace);
+  // Reads the token file again (facet-server does on SIGHUP), so that tokens are added and revoked without a
+  // restart. A bad file is logged and the tokens in use stay.
+  void ReloadTokens();
 
  private:
   ServerOptions options_;

@@ -80,7 +80,7 @@ WorkerGroup::WorkerGroup(const WorkerLaunch& launch) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       sigset_t none;
       sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);  // the server blocks SIGTERM/SIGINT for its signal thread
+      sigprocmask(SIG_SETMASK, &none, nullptr);  // the server blocks SIGTERM/SIGINT/SIGHUP for its signal thread
       dup2(log_fd, STDOUT_FILENO);
       dup2(log_fd, STDERR_FILENO);
       if (rank == 0) dup2(pipe_fds[1], kEventsFd);  // dup2 clears O_CLOEXEC on the copy

@@ -11,8 +11,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -153,7 +156,7 @@ TEST(TokenFile, MalformedLinesAreRefusedWithTheirLineNumber) {
   const std::string path = dir / "tokens";
   auto error_for = [&](const std::string& text) {
     std::ofstream(path, std::ios::trunc) << text;
-    return MessageOf([&] { server::TokenAuthenticator::FromFile(path); });
+    return MessageOf([&] { server::TokenAuthenticator{path}; });
   };
   const std::string digest(64, 'a');
   EXPECT_NE(error_for("# only a comment\n").find("holds no token"), std::string::npos);
@@ -164,8 +167,54 @@ TEST(TokenFile, MalformedLinesAreRefusedWithTheirLineNumber) {
             std::string::npos);
   EXPECT_NE(error_for("admin " + digest + " a b\n").find("unexpected 'b'"), std::string::npos);
   EXPECT_EQ(error_for("admin " + digest + "  # trailing comment\n"), "");
-  EXPECT_NE(MessageOf([&] { server::TokenAuthenticator::FromFile(dir / "missing"); }).find("cannot read"),
+  EXPECT_NE(MessageOf([&] { server::TokenAuthenticator{dir / "missing"}; }).find("cannot read"),
             std::string::npos);
+}
+
+TEST(TokenFile, SighupReloadsTheTokensAndABadFileKeepsThoseInUse) {
+  testing::TempDir root;
+  // Not structured bindings: lambdas below capture them (C++17).
+  const std::pair<std::string, std::string> old_user = CreateToken("read", "old-user");
+  const std::pair<std::string, std::string> new_user = CreateToken("read", "new-user");
+  const std::string& old_token = old_user.first;
+  const std::string& new_token = new_user.first;
+  const std::string tokens = root / "tokens";
+  std::ofstream(tokens) << old_user.second << "\n";
+  fs::create_directories(root / "data");
+  ServerProcess server(root / "data", root / "state", {"--auth-tokens=" + tokens});
+  auto list_models = [&](const std::string& token) {
+    ConnectionOptions o = server.connection();
+    o.token = token;
+    FacetClient client(o);
+    return CodeOf([&] { client.ListModels(); });
+  };
+  // The signal is handled on the server's own thread: poll until it has been (or 30 s have passed).
+  auto eventually = [](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  };
+  ASSERT_EQ(list_models(old_token), grpc::StatusCode::OK);
+  ASSERT_EQ(list_models(new_token), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Rotation: the new token in, the old one revoked, as operators do it (a new file moved over the old one).
+  std::ofstream(root / "tokens.new") << new_user.second << "\n";
+  fs::rename(root / "tokens.new", tokens);
+  server.Signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return list_models(new_token) == grpc::StatusCode::OK; })) << server.Log();
+  EXPECT_EQ(list_models(old_token), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(server.Log().find("reloaded: 1 tokens"), std::string::npos) << server.Log();
+
+  // A mistake in the file must not lock everyone out: it is refused, logged with its line, and the tokens stay.
+  std::ofstream(tokens, std::ios::trunc) << new_user.second << "\nroot " << std::string(64, 'a') << "\n";
+  server.Signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return server.Log().find("token file not reloaded") != std::string::npos; }))
+      << server.Log();
+  EXPECT_NE(server.Log().find("line 2: unknown role 'root'"), std::string::npos) << server.Log();
+  EXPECT_EQ(list_models(new_token), grpc::StatusCode::OK);
+  EXPECT_EQ(list_models(old_token), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST(ListenAddress, WithoutTokensOnlyLoopbackUnlessRemoteCallersAreAllowed) {
