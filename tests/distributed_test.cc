@@ -205,8 +205,9 @@ pid_t WorkerPid(const std::string& job_id, int rank) {
 }
 
 TEST_F(DistributedTraining, ServerTrainsAJobOnTwoProcessesAndServesItsModel) {
-  testing::TempDir state;
-  ServerProcess server(dir_->path(), state.path());
+  testing::TempDir root;  // the state dir inside it, so that the server's log beside the state dir goes too
+  const std::string state = root / "state";
+  ServerProcess server(dir_->path(), state);
   const v1::Job submitted = server.client().StartTraining(TwoProcessJob(2));
   const v1::Job job = WaitUntil(server.client(), submitted.id(), Ended, 300);
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << "\n" << server.Log();
@@ -221,12 +222,12 @@ TEST_F(DistributedTraining, ServerTrainsAJobOnTwoProcessesAndServesItsModel) {
   const auto response = server.client().Predict(request);
   ASSERT_EQ(response.results_size(), 1);
   EXPECT_EQ(response.results(0).faces_size(), 1);
-  EXPECT_TRUE(fs::exists(state.path() + "/jobs/" + job.id() + "/rank-1.log"));
+  EXPECT_TRUE(fs::exists(state + "/jobs/" + job.id() + "/rank-1.log"));
 }
 
 TEST_F(DistributedTraining, KillingARankFailsTheJobWithAClearError) {
-  testing::TempDir state;
-  ServerProcess server(dir_->path(), state.path(), std::vector<std::string>{"--collective-timeout-s", "20"});
+  testing::TempDir root;
+  ServerProcess server(dir_->path(), root / "state", std::vector<std::string>{"--collective-timeout-s", "20"});
   const v1::Job submitted = server.client().StartTraining(TwoProcessJob(50));
   const v1::Job running =
       WaitUntil(server.client(), submitted.id(), [](const v1::Job& j) { return j.progress().global_step() >= 2; }, 120);
