@@ -17,6 +17,7 @@
 #include "core/distributed/distributed_group.h"
 #include "core/file_util.h"
 #include "core/infer/predictor.h"
+#include "core/model/fused_kernels.h"
 #include "core/train/checkpoint.h"
 #include "core/train/trainer.h"
 #include "core/util/flag_set.h"
@@ -88,6 +89,7 @@ int Train(const facet::FlagSet& f) {
   }
   facet::TrainingData data = facet::OpenTrainingData(config, {rendezvous.rank, rendezvous.world_size});
   facet::Trainer trainer(config, *data.train, *data.validation, group.get());
+  const facet::ScopedFusedKernels kernels(!f.GetBool("unfused-kernels"));
   // Like the reference: images/s over the training loop minus its first 2 batches, data loading included.
   Clock::time_point after_warm_up;
   int64_t steps = 0, measured_images = 0;
@@ -103,10 +105,12 @@ int Train(const facet::FlagSet& f) {
   };
   trainer.Run(callbacks);
   if (rendezvous.rank != 0) return 0;  // one line per run: rank 0 speaks for all
-  std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"channels_last\":%s,\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
+  std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"channels_last\":%s,\"fused_kernels\":%s,"
+              "\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
               "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"steps\":%lld,"
               "\"images_per_s\":%.2f}\n",
-              config.precision.c_str(), config.channels_last ? "true" : "false", config.arch.c_str(),
+              config.precision.c_str(), config.channels_last ? "true" : "false",
+              facet::FusedKernelsEnabled() ? "true" : "false", config.arch.c_str(),
               config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
               facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
@@ -252,6 +256,9 @@ int main(int argc, char** argv) {
   f.String("out", "", "model file to write (export)");
   f.String("precision", "fp32", "fp32 | bf16 (train)");
   f.Bool("channels-last", false, "train with the model and batches in channels-last (NHWC) layout (train)");
+  f.Bool("unfused-kernels", false,
+         "run LibTorch's operators where facet has its own CPU kernels (BatchNorm+ReLU, the stem's max-pool), for "
+         "A/B comparisons (train)");
   try {
     f.Parse(argc, argv, 2);
     if (f.help_requested()) {
