@@ -50,7 +50,7 @@ ServerProcess::ServerProcess(const std::string& data_root, const std::string& st
                              ServerProcessOptions options) {
   grpc_port_ = FreeLoopbackPort();
   metrics_port_ = FreeLoopbackPort();
-  log_path_ = state_dir + ".log";
+  log_path_ = log_dir_ / "facet-server.log";
   std::vector<std::string> args = {FACET_SERVER_BINARY,
                                    "--listen=" + address(),
                                    "--metrics-listen=" + metrics_address(),

@@ -1,5 +1,5 @@
 // Runs the real facet-server binary for integration tests: free loopback ports, a temporary state dir, logs to a
-// file, ready once its health service answers.
+// file in a temporary folder of its own (removed with it), ready once its health service answers.
 #pragma once
 
 #include "client/facet_client.h"
@@ -51,6 +51,7 @@ class ServerProcess {
   }
   pid_t pid_ = -1;
   int grpc_port_ = 0, metrics_port_ = 0;
+  TempDir log_dir_;  // the server's log lives and goes with this object, whatever the caller's state dir
   std::string log_path_;
   client::ConnectionOptions connection_;
   std::unique_ptr<client::FacetClient> client_;

@@ -650,11 +650,11 @@ def rerun_study(args, json_path):
     try:
         for name, extra in WEIGHTINGS:
             run = train_facet_epochs(args, server, args.study_epochs, extra, f"study {name}")
-            answers[name] = {"predictions": run.pop("predictions")}
-            if len(answers[name]["predictions"]) != expected:
-                raise SystemExit(f"study {name} answered {len(answers[name]['predictions'])} of {expected} sample "
-                                 "faces")
-            run["metrics"] = metrics(answers[name]["predictions"])
+            predictions = run.pop("predictions")
+            answers[name] = {"predictions": predictions}
+            if len(predictions) != expected:
+                raise SystemExit(f"study {name} answered {len(predictions)} of {expected} sample faces")
+            run["metrics"] = metrics(predictions)
             runs[name] = run
             log(f"study {name}: {summary_line(run['metrics'])}")
     finally:
