@@ -1,5 +1,6 @@
 #include "core/model/batch_norm_relu.h"
 
+#include "core/model/bfloat16.h"
 #include "core/model/fused_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -9,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 namespace facet {
@@ -46,14 +46,7 @@ double ChannelSum(const Layout& layout, int64_t channel, Value value) {
 // dy where y > 0 (ReLU's mask, as threshold_backward), else 0, in bit operations: GCC turns a select into a branch
 // in some of the loops below, and a mispredicted branch per element (the mask is close to random) cost five times
 // the whole pass.
-inline float Masked(float dy, float y) {
-  uint32_t bits;
-  std::memcpy(&bits, &dy, sizeof bits);
-  bits &= 0u - static_cast<uint32_t>(y > 0.f);
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
+inline float Masked(float dy, float y) { return FloatOf(BitsOf(dy) & (0u - static_cast<uint32_t>(y > 0.f))); }
 
 // sum(g) and sum(g * (x - mean)) over a channel, g being dy through ReLU's mask: both in one pass (the backward's
 // statistics read three tensors; a second pass would read them again).

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -29,11 +28,7 @@ int64_t PooledSize(int64_t size) { return (size + 2 * kPadding - kKernel) / kStr
 // branch, and that branch mispredicts about every other time.
 inline void Offer(float value, int32_t at, float& best, int32_t& index) {
   const uint32_t take = 0u - static_cast<uint32_t>((value > best) | (value != value));
-  uint32_t value_bits, best_bits;
-  std::memcpy(&value_bits, &value, sizeof value_bits);
-  std::memcpy(&best_bits, &best, sizeof best_bits);
-  best_bits = (value_bits & take) | (best_bits & ~take);
-  std::memcpy(&best, &best_bits, sizeof best);
+  best = FloatOf((BitsOf(value) & take) | (BitsOf(best) & ~take));
   index = static_cast<int32_t>((static_cast<uint32_t>(at) & take) | (static_cast<uint32_t>(index) & ~take));
 }
 
