@@ -20,7 +20,7 @@ const char kUsage[] =
     "Trains and serves facet's multi-task face model (age, gender, ethnicity) over gRPC.\n"
     "Every flag can also be set through the environment variable shown; a flag on the command line wins.\n"
     "Signals: SIGTERM or SIGINT shut down gracefully (running jobs resume on the next start); SIGHUP reads the\n"
-    "--auth-tokens file again.";
+    "--auth-tokens file and the --tls-* files again (a bad file is refused and what is in use stays).";
 
 facet::FlagSet MakeFlags() {
   facet::FlagSet f(kUsage);
@@ -59,7 +59,8 @@ facet::FlagSet MakeFlags() {
   f.Bool("allow-unauthenticated-remote", false,
          "without --auth-tokens, listen on --listen as given instead of its loopback equivalent",
          "FACET_ALLOW_UNAUTHENTICATED_REMOTE");
-  f.String("tls-cert", "", "PEM certificate chain: serve gRPC over TLS (with --tls-key)", "FACET_TLS_CERT");
+  f.String("tls-cert", "", "PEM certificate chain: serve gRPC over TLS (with --tls-key); SIGHUP rereads the --tls-* files",
+           "FACET_TLS_CERT");
   f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_TLS_KEY");
   f.String("tls-client-ca", "", "PEM CA: require client certificates it signed (mutual TLS)", "FACET_TLS_CLIENT_CA");
   f.Int("shutdown-grace-ms", 10000, "on SIGTERM/SIGINT, how long in-flight requests may take", "FACET_SHUTDOWN_GRACE_MS");
@@ -141,8 +142,8 @@ int main(int argc, char** argv) {
   std::thread signal_thread([&] {
     int signal = 0;
     while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
-      spdlog::info("received SIGHUP: reloading the token file");
-      server->ReloadTokens();
+      spdlog::info("received SIGHUP: reloading credentials");
+      server->ReloadCredentials();
     }
     spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     server->Shutdown(std::chrono::milliseconds(flags.GetInt("shutdown-grace-ms")));

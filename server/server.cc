@@ -1,7 +1,8 @@
 #include "server/server.h"
 
+#include "server/tls_material.h"
+
 #include "core/device.h"
-#include "core/file_util.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -18,29 +19,6 @@ namespace facet::server {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string ReadPem(const std::string& path, const char* what) {
-  const auto bytes = ReadFileBytes(path);  // throws naming the path
-  if (bytes.empty()) throw std::runtime_error(std::string(what) + " '" + path + "' is empty");
-  return std::string(bytes.begin(), bytes.end());
-}
-
-std::shared_ptr<grpc::ServerCredentials> MakeCredentials(const ServerOptions& options) {
-  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    throw std::runtime_error("TLS needs both a certificate and a key (--tls-cert, --tls-key)");
-  }
-  if (options.tls_cert_file.empty()) {
-    if (!options.tls_client_ca_file.empty()) throw std::runtime_error("--tls-client-ca needs --tls-cert and --tls-key");
-    return grpc::InsecureServerCredentials();
-  }
-  grpc::SslServerCredentialsOptions ssl(options.tls_client_ca_file.empty()
-                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_key_cert_pairs.push_back(
-      {ReadPem(options.tls_key_file, "TLS key"), ReadPem(options.tls_cert_file, "TLS certificate")});
-  if (!options.tls_client_ca_file.empty()) ssl.pem_root_certs = ReadPem(options.tls_client_ca_file, "client CA");
-  return grpc::SslServerCredentials(ssl);
-}
 
 bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
@@ -108,7 +86,17 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   } else if (!auth_) {
     spdlog::warn("authentication is off: anyone who reaches {} may train, activate and predict", listen_address);
   }
-  const auto credentials = MakeCredentials(options);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) throw std::runtime_error("--tls-client-ca needs --tls-cert and --tls-key");
+    credentials = grpc::InsecureServerCredentials();
+    fs::remove_all(fs::path(options.state_dir) / "tls");  // a key published by an earlier start with TLS
+  } else {
+    tls_ = std::make_unique<TlsMaterial>(
+        TlsFiles{options.tls_cert_file, options.tls_key_file, options.tls_client_ca_file},
+        (fs::path(options.state_dir) / "tls").string());
+    credentials = tls_->Credentials();
+  }
 
   training_service_ = std::make_unique<TrainingServiceImpl>(*jobs_, auth_.get(), options.follow);
   model_service_ = std::make_unique<ModelServiceImpl>(*models_, *data_root_, auth_.get(), options.follow);
@@ -154,16 +142,29 @@ FacetServer::~FacetServer() { Shutdown(std::chrono::seconds(5)); }
 
 void FacetServer::Wait() { server_->Wait(); }
 
-void FacetServer::ReloadTokens() {
-  if (!auth_) {
-    spdlog::warn("asked to reload tokens, but the server runs without --auth-tokens: nothing to reload");
+void FacetServer::ReloadCredentials() {
+  if (!auth_ && !tls_) {
+    spdlog::warn("asked to reload credentials, but the server runs without --auth-tokens and without TLS: "
+                 "nothing to reload");
     return;
   }
-  try {
-    const size_t count = auth_->Reload();
-    spdlog::info("token file '{}' reloaded: {} tokens", auth_->path(), count);
-  } catch (const std::exception& e) {
-    spdlog::error("token file not reloaded, the {} tokens in use stay: {}", auth_->size(), e.what());
+  if (auth_) {
+    try {
+      const size_t count = auth_->Reload();
+      spdlog::info("token file '{}' reloaded: {} tokens", auth_->path(), count);
+    } catch (const std::exception& e) {
+      spdlog::error("token file not reloaded, the {} tokens in use stay: {}", auth_->size(), e.what());
+    }
+  }
+  if (tls_) {
+    try {
+      tls_->Reload();
+      spdlog::info("TLS certificate '{}' and key '{}'{} reloaded: new connections use them", tls_->files().cert,
+                   tls_->files().key,
+                   tls_->files().client_ca.empty() ? "" : " and client CA '" + tls_->files().client_ca + "'");
+    } catch (const std::exception& e) {
+      spdlog::error("TLS files not reloaded, the certificate in use stays: {}", e.what());
+    }
   }
 }
 

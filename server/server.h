@@ -15,6 +15,8 @@ class Server;
 
 namespace facet::server {
 
+class TlsMaterial;
+
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:7070";
   std::string metrics_address = "127.0.0.1:9464";  // empty: no metrics endpoint
@@ -62,9 +64,9 @@ class FacetServer {
   // Stops accepting, lets in-flight calls finish within `grace`, interrupts a running job (it resumes on the
   // next start) and stops the workers.
   void Shutdown(std::chrono::milliseconds grace);
-  // Reads the token file again (facet-server does on SIGHUP), so that tokens are added and revoked without a
-  // restart. A bad file is logged and the tokens in use stay.
-  void ReloadTokens();
+  // Reads the token file and the TLS files again (facet-server does on SIGHUP), so that tokens are added and
+  // revoked, and certificates renewed, without a restart. A bad file is logged and what is in use stays.
+  void ReloadCredentials();
 
  private:
   ServerOptions options_;
@@ -76,6 +78,7 @@ class FacetServer {
   std::unique_ptr<DynamicBatcher> batcher_;
   std::unique_ptr<FaceDetector> detector_;
   std::unique_ptr<TokenAuthenticator> auth_;
+  std::unique_ptr<TlsMaterial> tls_;
   std::unique_ptr<TrainingServiceImpl> training_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<InferenceServiceImpl> inference_service_;

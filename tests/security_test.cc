@@ -6,6 +6,7 @@
 #include "core/train/checkpoint.h"
 #include "server/auth.h"
 #include "server/server.h"
+#include "server/tls_material.h"
 #include "tests/server_process.h"
 
 #include <gtest/gtest.h>
@@ -45,6 +46,15 @@ std::pair<std::string, std::string> CreateToken(const std::string& role, const s
     throw std::runtime_error("facetctl token create failed: " + output);
   }
   return {m[1], m[2]};
+}
+
+// Signals are handled on the server's own thread: polls until `done` (or 30 s have passed), and says which.
+bool Eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
 }
 
 // A small exported model in the data root, ready for RegisterModel (no training needed).
@@ -188,14 +198,6 @@ TEST(TokenFile, SighupReloadsTheTokensAndABadFileKeepsThoseInUse) {
     FacetClient client(o);
     return CodeOf([&] { client.ListModels(); });
   };
-  // The signal is handled on the server's own thread: poll until it has been (or 30 s have passed).
-  auto eventually = [](const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return done();
-  };
   ASSERT_EQ(list_models(old_token), grpc::StatusCode::OK);
   ASSERT_EQ(list_models(new_token), grpc::StatusCode::UNAUTHENTICATED);
 
@@ -203,14 +205,14 @@ TEST(TokenFile, SighupReloadsTheTokensAndABadFileKeepsThoseInUse) {
   std::ofstream(root / "tokens.new") << new_user.second << "\n";
   fs::rename(root / "tokens.new", tokens);
   server.Signal(SIGHUP);
-  EXPECT_TRUE(eventually([&] { return list_models(new_token) == grpc::StatusCode::OK; })) << server.Log();
+  EXPECT_TRUE(Eventually([&] { return list_models(new_token) == grpc::StatusCode::OK; })) << server.Log();
   EXPECT_EQ(list_models(old_token), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_NE(server.Log().find("reloaded: 1 tokens"), std::string::npos) << server.Log();
 
   // A mistake in the file must not lock everyone out: it is refused, logged with its line, and the tokens stay.
   std::ofstream(tokens, std::ios::trunc) << new_user.second << "\nroot " << std::string(64, 'a') << "\n";
   server.Signal(SIGHUP);
-  EXPECT_TRUE(eventually([&] { return server.Log().find("token file not reloaded") != std::string::npos; }))
+  EXPECT_TRUE(Eventually([&] { return server.Log().find("token file not reloaded") != std::string::npos; }))
       << server.Log();
   EXPECT_NE(server.Log().find("line 2: unknown role 'root'"), std::string::npos) << server.Log();
   EXPECT_EQ(list_models(new_token), grpc::StatusCode::OK);
@@ -309,6 +311,94 @@ TEST(Tls, TheServerSpeaksOnlyTlsAndMutualTlsRequiresAClientCertificate) {
   no_certificate.tls_key_file.clear();
   no_certificate.timeout = std::chrono::seconds(5);
   EXPECT_EQ(CodeOf([&] { FacetClient(no_certificate).ListModels(); }), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST(Tls, FilesThatCannotServeAreRefusedWithTheReasonAndNothingIsPublished) {
+  std::string output;
+  if (testing::RunCommand("command -v openssl", &output) != 0) {
+    GTEST_SKIP() << "the openssl CLI (Debian package openssl) is not installed: TLS test skipped";
+  }
+  const Certificates ours, theirs;
+  ASSERT_TRUE(ours.ok() && theirs.ok()) << ours.error() << theirs.error();
+  testing::TempDir dir;
+  const std::string garbage = dir / "garbage.pem", encrypted = dir / "encrypted.key";
+  std::ofstream(garbage) << "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+  ASSERT_EQ(testing::RunCommand("openssl pkey -in " + (ours / "server.key") + " -aes256 -passout pass:secret -out " +
+                                    encrypted,
+                                &output),
+            0)
+      << output;
+  const std::string published = dir / "published";
+  auto error_of = [&](const std::string& cert, const std::string& key, const std::string& client_ca) {
+    return MessageOf([&] { server::TlsMaterial({cert, key, client_ca}, published); });
+  };
+  const std::string cert = ours / "server.pem", key = ours / "server.key";
+  EXPECT_NE(error_of(cert, garbage, "").find("TLS key '" + garbage + "': not an unencrypted PEM private key"),
+            std::string::npos);
+  // An encrypted key is refused at once: OpenSSL is never left to ask for a passphrase on a terminal.
+  EXPECT_NE(error_of(cert, encrypted, "").find("not an unencrypted PEM private key"), std::string::npos);
+  EXPECT_NE(error_of(theirs / "server.pem", key, "").find("its first certificate is not that of the key"),
+            std::string::npos);
+  EXPECT_NE(error_of(garbage, key, "").find("TLS certificate '" + garbage + "': holds no PEM certificate"),
+            std::string::npos);
+  EXPECT_NE(error_of(cert, key, garbage).find("client CA '" + garbage + "': holds no PEM certificate"),
+            std::string::npos);
+  EXPECT_NE(error_of(cert, dir / "missing.key", "").find("missing.key"), std::string::npos);
+  EXPECT_NE(error_of(cert, "", "").find("needs both a certificate and a key"), std::string::npos);
+  EXPECT_FALSE(fs::exists(fs::path(published) / "identity.pem"));
+  EXPECT_EQ(error_of(cert, key, ours / "ca.pem"), "");
+  EXPECT_TRUE(fs::exists(fs::path(published) / "identity.pem"));
+  EXPECT_TRUE(fs::exists(fs::path(published) / "client-ca.pem"));
+}
+
+TEST(Tls, SighupServesARenewedCertificateAndRefusesACertificateThatIsNotTheKeys) {
+  std::string ignored;
+  if (testing::RunCommand("command -v openssl", &ignored) != 0) {
+    GTEST_SKIP() << "the openssl CLI (Debian package openssl) is not installed: TLS test skipped";
+  }
+  const Certificates old_ca, new_ca;  // two CAs: a client trusting one of them tells which certificate is served
+  ASSERT_TRUE(old_ca.ok() && new_ca.ok()) << "openssl could not make the test certificates:\n"
+                                          << old_ca.error() << new_ca.error();
+  testing::TempDir root;
+  fs::create_directories(root / "data");
+  const std::string cert = root / "server.pem", key = root / "server.key";
+  fs::copy_file(old_ca / "server.pem", cert);
+  fs::copy_file(old_ca / "server.key", key);
+  ServerProcessOptions tls;
+  tls.extra_flags = {"--tls-cert=" + cert, "--tls-key=" + key};
+  tls.connection.tls_ca_file = old_ca / "ca.pem";
+  ServerProcess server(root / "data", root / "state", tls);
+  // Each call opens a connection of its own, so each sees the certificate served at that moment.
+  auto code_trusting = [&](const Certificates& ca) {
+    ConnectionOptions o;
+    o.address = server.address();
+    o.tls_ca_file = ca / "ca.pem";
+    o.timeout = std::chrono::seconds(5);
+    return CodeOf([&] { FacetClient(o).ListModels(); });
+  };
+  ASSERT_EQ(code_trusting(old_ca), grpc::StatusCode::OK);
+  ASSERT_EQ(code_trusting(new_ca), grpc::StatusCode::UNAVAILABLE);
+
+  // A renewal half done, the new certificate beside the old key: refused, and the old pair is still served once
+  // gRPC's provider has looked at its files again (every second).
+  fs::copy_file(new_ca / "server.pem", cert, fs::copy_options::overwrite_existing);
+  server.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually([&] { return server.Log().find("TLS files not reloaded") != std::string::npos; }))
+      << server.Log();
+  EXPECT_NE(server.Log().find("is not that of the key"), std::string::npos) << server.Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(code_trusting(old_ca), grpc::StatusCode::OK);
+  EXPECT_EQ(code_trusting(new_ca), grpc::StatusCode::UNAVAILABLE);
+
+  // The renewal completed: new connections get the new certificate, without a restart.
+  fs::copy_file(new_ca / "server.key", key, fs::copy_options::overwrite_existing);
+  server.Signal(SIGHUP);
+  EXPECT_TRUE(Eventually([&] { return code_trusting(new_ca) == grpc::StatusCode::OK; })) << server.Log();
+  EXPECT_EQ(code_trusting(old_ca), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(server.Log().find("reloaded: new connections use them"), std::string::npos) << server.Log();
+  // The server's published copy of the key is its own alone.
+  const fs::perms published = fs::status(fs::path(root / "state") / "tls" / "identity.pem").permissions();
+  EXPECT_EQ(published & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
 }
 
 // ------------------------------------------------------------------------------- paths, models, faults
