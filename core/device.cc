@@ -1,5 +1,7 @@
 #include "core/device.h"
 
+#include "core/large_block_cache.h"
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
@@ -83,6 +85,7 @@ void ConfigureAllocator() {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's upper bound for this setting on 64-bit
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
+    InstallLargeBlockCache();  // for the blocks above that threshold
   });
 }
 
