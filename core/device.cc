@@ -85,7 +85,7 @@ void ConfigureAllocator() {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's upper bound for this setting on 64-bit
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
-    InstallLargeBlockCache();  // for the blocks above that threshold
+    InstallLargeBlockCache();  // blocks of 1 MiB and more: kept for reuse in every thread
   });
 }
 

@@ -4,6 +4,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <mutex>
@@ -12,11 +13,15 @@
 namespace facet {
 namespace {
 
-constexpr size_t kGranule = size_t{2} << 20;
-constexpr size_t kInstalledMinBlockBytes = size_t{32} << 20;  // glibc's largest mmap threshold on 64-bit
+constexpr size_t kInstalledMinBlockBytes = size_t{1} << 20;
 constexpr size_t kInstalledMaxCachedBytes = size_t{1} << 30;
 
-size_t RoundUp(size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
+// Eight sizes per power of two, 64 KiB apart at least: a block is at most an eighth larger than asked for.
+size_t RoundUp(size_t bytes) {
+  const size_t power = size_t{1} << (63 - __builtin_clzll(static_cast<unsigned long long>(bytes)));
+  const size_t step = std::max(size_t{64} << 10, power / 8);
+  return (bytes + step - 1) / step * step;
+}
 
 // LibTorch's CPU allocator with the cache in front for large blocks. ATen's oneDNN integration allocates through the
 // raw interface, which needs every DataPtr's context to be its data and one deleter for all of them: so small

@@ -1,10 +1,14 @@
-// A cache of large CPU memory blocks, so that a training step or a large inference batch reuses the memory of the
-// last one instead of mapping it afresh.
+// A cache of large CPU memory blocks, so that a training step or an inference batch reuses the memory of the last
+// one instead of mapping it afresh.
 //
-// glibc maps every block above its mmap threshold (at most 32 MiB, where ConfigureAllocator sets it) with mmap and
-// unmaps it on free, so each use faults in and zeroes its pages again. A ResNet-18 step at 128 px in fp32 has
-// activations of 67 MB: this cache takes it from 66.6 to 78.2 images/s on 2 cores, with 2.4 times fewer page
-// faults (tests/bench/profile.md). CUDA LibTorch caches its device memory for the same reason.
+// glibc gives large blocks back to the kernel, and every step then faults in and zeroes their pages again:
+// - it maps every block above its mmap threshold (at most 32 MiB, where ConfigureAllocator sets it) on its own, and
+//   unmaps it on free. A ResNet-18 step at 128 px in fp32 has activations of 67 MB: the cache takes it from 66.6 to
+//   78.2 images/s on 2 cores.
+// - in a thread other than the main one (the server trains and serves in threads of its own), it takes memory from
+//   64 MiB heaps and unmaps each heap as soon as it is empty, whatever the trim threshold. The recipe of `make
+//   accuracy` trained 10% slower in a job thread than in the main thread, with 1.5-2 times the page faults.
+// (tests/bench/profile.md.) CUDA LibTorch caches its device memory for the same reason.
 #pragma once
 
 #include <cstddef>
@@ -21,8 +25,8 @@ struct LargeBlockCacheStats {
   int64_t misses = 0;       // allocations that took new memory
 };
 
-// Thread-safe. Blocks are rounded up to 2 MiB; an allocation reuses a freed block of at least its size and at most
-// a quarter more, the smallest such, the last freed of equal ones. Freed blocks are kept up to `max_cached_bytes`, the smallest given back first to make room.
+// Thread-safe. Sizes are rounded up to one of eight per power of two; an allocation reuses a freed block of at least
+// its size and at most a quarter more, the smallest such, the last freed of equal ones. Freed blocks are kept up to `max_cached_bytes`, the smallest given back first to make room.
 class LargeBlockCache {
  public:
   LargeBlockCache(size_t min_block_bytes, size_t max_cached_bytes);
@@ -49,7 +53,7 @@ class LargeBlockCache {
   LargeBlockCacheStats stats_;                // guarded by mutex_
 };
 
-// Puts a LargeBlockCache (blocks of 32 MiB and more, up to 1 GiB of them kept) in front of LibTorch's CPU allocator,
+// Puts a LargeBlockCache (blocks of 1 MiB and more, up to 1 GiB of them kept) in front of LibTorch's CPU allocator,
 // once per process; ConfigureAllocator (core/device.h) calls it. Tensors allocated before keep their own memory.
 void InstallLargeBlockCache();
 // The installed cache's figures (all zero before InstallLargeBlockCache).
