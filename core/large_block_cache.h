@@ -26,7 +26,8 @@ struct LargeBlockCacheStats {
 };
 
 // Thread-safe. Sizes are rounded up to one of eight per power of two; an allocation reuses a freed block of at least
-// its size and at most a quarter more, the smallest such, the last freed of equal ones. Freed blocks are kept up to `max_cached_bytes`, the smallest given back first to make room.
+// its size and at most a quarter more, the smallest such, the last freed of equal ones. Freed blocks are kept up to
+// `max_cached_bytes`, the smallest given back first to make room.
 class LargeBlockCache {
  public:
   LargeBlockCache(size_t min_block_bytes, size_t max_cached_bytes);

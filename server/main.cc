@@ -59,7 +59,8 @@ facet::FlagSet MakeFlags() {
   f.Bool("allow-unauthenticated-remote", false,
          "without --auth-tokens, listen on --listen as given instead of its loopback equivalent",
          "FACET_ALLOW_UNAUTHENTICATED_REMOTE");
-  f.String("tls-cert", "", "PEM certificate chain: serve gRPC over TLS (with --tls-key); SIGHUP rereads the --tls-* files",
+  f.String("tls-cert", "",
+           "PEM certificate chain: serve gRPC over TLS (with --tls-key); SIGHUP rereads the --tls-* files",
            "FACET_TLS_CERT");
   f.String("tls-key", "", "PEM private key of --tls-cert", "FACET_TLS_KEY");
   f.String("tls-client-ca", "", "PEM CA: require client certificates it signed (mutual TLS)", "FACET_TLS_CLIENT_CA");

@@ -94,9 +94,11 @@ void Publish(const fs::path& path, const std::string& text) {
     fs::remove(temporary);
     throw std::runtime_error("cannot write '" + temporary.string() + "': " + std::strerror(write_errno));
   }
-  std::error_code ignored;
-  const auto old_time = fs::last_write_time(path, ignored);
-  if (!ignored) fs::last_write_time(temporary, std::max(fs::last_write_time(temporary), old_time + std::chrono::seconds(1)));
+  std::error_code error;
+  const auto old_time = fs::last_write_time(path, error);
+  if (!error) {  // a file to replace
+    fs::last_write_time(temporary, std::max(fs::last_write_time(temporary), old_time + std::chrono::seconds(1)));
+  }
   fs::rename(temporary, path);
 }
 
