@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <mutex>
@@ -18,8 +19,12 @@ constexpr size_t kInstalledMaxCachedBytes = size_t{1} << 30;
 
 // Eight sizes per power of two, 64 KiB apart at least: a block is at most an eighth larger than asked for.
 size_t RoundUp(size_t bytes) {
+  constexpr size_t kMinStep = size_t{64} << 10;
+  if (bytes <= kMinStep) return kMinStep;  // 0 too, whose leading zeros are undefined
   const size_t power = size_t{1} << (63 - __builtin_clzll(static_cast<unsigned long long>(bytes)));
-  const size_t step = std::max(size_t{64} << 10, power / 8);
+  const size_t step = std::max(kMinStep, power / 8);
+  // Rounding a size near SIZE_MAX up would wrap to a small block, which the caller would then overrun.
+  TORCH_CHECK(bytes <= SIZE_MAX - (step - 1), "cannot allocate ", bytes, " bytes of CPU memory");
   return (bytes + step - 1) / step * step;
 }
 

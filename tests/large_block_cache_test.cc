@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -64,6 +65,19 @@ TEST_F(LargeBlockCacheTest, CachedBytesStayWithinTheLimitSmallestGivenBackFirst)
   EXPECT_EQ(cache_.stats().cached_bytes, 6 * kMiB);
   EXPECT_EQ(cache_.Allocate(5 * kMiB), c);
   EXPECT_EQ(cache_.stats().cached_bytes, 0u);
+}
+
+TEST(LargeBlockCacheEdges, AnEmptyRequestGetsABlockAndAnImpossibleOneThrowsInsteadOfWrapping) {
+  LargeBlockCache cache(0, 8 * kMiB);  // a cache that handles every size, 0 included
+  void* empty = cache.Allocate(0);
+  EXPECT_NE(empty, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(empty) % 64, 0u);
+  EXPECT_TRUE(cache.Free(empty));
+  // Rounded up to a multiple of 2^60, this size would wrap around to a few bytes.
+  EXPECT_THROW(cache.Allocate(SIZE_MAX - 10), c10::Error);
+  EXPECT_EQ(cache.stats().cached_bytes, size_t{64} << 10) << "the refused request left the cached block alone";
+  EXPECT_EQ(cache.Allocate(1), empty) << "the smallest size class, 64 KiB, serves both";
+  EXPECT_TRUE(cache.Free(empty));
 }
 
 // What the Trainer and the Predictor install: tensors of 1 MiB and more reuse freed memory, through the tensor API
