@@ -2,6 +2,7 @@
 // them beside the Python reference and writes docs/benchmarks.md). Not a test: it asserts nothing.
 //
 //   facet-bench train   --data DIR [--arch resnet34] [--size 64] [--batch 64] [--images 2048] [--workers 1]
+//                       [--job-thread]
 //                       (data-parallel when WORLD_SIZE > 1: one process per rank, torchrun's environment)
 //   facet-bench infer   [--arch resnet34] [--size 64] [--batches 1,8,32,128] [--serving-copy]
 //   facet-bench loader  --data DIR [--size 64] [--batch 64] [--images 2048] [--workers 0,1,2]
@@ -30,7 +31,10 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <exception>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -107,15 +111,32 @@ int Train(const facet::FlagSet& f) {
   if (rendezvous.rank != 0) return 0;  // one line per run: rank 0 speaks for all
   std::printf("{\"bench\":\"train\",\"precision\":\"%s\",\"channels_last\":%s,\"fused_kernels\":%s,"
               "\"arch\":\"%s\",\"size\":%d,\"batch\":%d,"
-              "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"steps\":%lld,"
-              "\"images_per_s\":%.2f}\n",
+              "\"images\":%lld,\"threads\":%d,\"workers\":%d,\"processes\":%d,\"job_thread\":%s,"
+              "\"steps\":%lld,\"images_per_s\":%.2f}\n",
               config.precision.c_str(), config.channels_last ? "true" : "false",
               facet::FusedKernelsEnabled() ? "true" : "false", config.arch.c_str(),
               config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
               facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
-              static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
+              f.GetBool("job-thread") ? "true" : "false", static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
   return 0;
+}
+
+// Runs `command` in a thread of its own, as facet-server runs a training job: glibc serves a thread other than the
+// main one from arenas of its own, which behave differently (tests/bench/profile.md, "Large blocks kept for reuse").
+int InJobThread(const std::function<int(const facet::FlagSet&)>& command, const facet::FlagSet& f) {
+  int rc = 1;
+  std::exception_ptr error;
+  std::thread job([&] {
+    try {
+      rc = command(f);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  job.join();
+  if (error) std::rethrow_exception(error);
+  return rc;
 }
 
 int Infer(const facet::FlagSet& f) {
@@ -256,6 +277,7 @@ int main(int argc, char** argv) {
   f.String("out", "", "model file to write (export)");
   f.String("precision", "fp32", "fp32 | bf16 (train)");
   f.Bool("channels-last", false, "train with the model and batches in channels-last (NHWC) layout (train)");
+  f.Bool("job-thread", false, "train in a thread other than the main one, as facet-server runs a job (train)");
   f.Bool("unfused-kernels", false,
          "run LibTorch's operators where facet has its own CPU kernels (BatchNorm+ReLU, the stem's max-pool), for "
          "A/B comparisons (train)");
@@ -265,7 +287,7 @@ int main(int argc, char** argv) {
       std::fputs(f.Help().c_str(), stdout);
       return 0;
     }
-    if (command == "train") return Train(f);
+    if (command == "train") return f.GetBool("job-thread") ? InJobThread(Train, f) : Train(f);
     if (command == "infer") return Infer(f);
     if (command == "loader") return Loader(f);
     if (command == "conv") return Conv(f);
