@@ -118,7 +118,8 @@ int Train(const facet::FlagSet& f) {
               config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
               facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
-              f.GetBool("job-thread") ? "true" : "false", static_cast<long long>(steps), measured_images / std::max(seconds, 1e-9));
+              f.GetBool("job-thread") ? "true" : "false", static_cast<long long>(steps),
+              measured_images / std::max(seconds, 1e-9));
   return 0;
 }
 
