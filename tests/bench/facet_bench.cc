@@ -28,11 +28,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <exception>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
