@@ -203,6 +203,10 @@ void PrintJob(const v1::Job& job) {
               c.label_smoothing());
   if (c.ethnicity_balance() > 0) std::printf("sampling   ethnicity balance %g\n", c.ethnicity_balance());
   if (c.ema_decay() > 0) std::printf("weights    moving average, decay %g\n", c.ema_decay());
+  if (c.time_budget_seconds() > 0) {
+    std::printf("budget     %g min: unfrozen epochs as fit (%d planned)\n", c.time_budget_seconds() / 60,
+                job.progress().total_epochs() - c.frozen().epochs());
+  }
   std::printf("created    %s  started %s  finished %s\n", FormatTime(job.created_at()).c_str(),
               FormatTime(job.started_at()).c_str(), FormatTime(job.finished_at()).c_str());
   if (job.config().world_size() > 1) {
@@ -235,6 +239,8 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Int("frozen-epochs", 2, "stage 1 epochs (encoder frozen except BatchNorm)");
   f.Double("frozen-lr", 3e-3, "stage 1 one-cycle max learning rate");
   f.Int("unfrozen-epochs", 3, "stage 2 epochs (everything trains)");
+  f.Double("budget-minutes", 0, "train for this long instead: stage 2 runs as many epochs as fit (planned from "
+           "its measured pace, at most one epoch over; 0: off, --unfrozen-epochs counts)");
   f.Double("unfrozen-lr-max", 1e-3, "stage 2 learning rate of the heads");
   f.Double("unfrozen-lr-min", 1e-4, "stage 2 learning rate of the stem");
   f.Double("weight-decay", 1e-2, "AdamW decoupled weight decay");
@@ -301,6 +307,7 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("frozen-epochs")) c.mutable_frozen()->set_epochs(static_cast<int>(f.GetInt("frozen-epochs")));
   if (f.IsSet("frozen-lr")) c.mutable_frozen()->set_lr_max(f.GetDouble("frozen-lr"));
   if (f.IsSet("unfrozen-epochs")) c.mutable_unfrozen()->set_epochs(static_cast<int>(f.GetInt("unfrozen-epochs")));
+  if (f.IsSet("budget-minutes")) c.set_time_budget_seconds(f.GetDouble("budget-minutes") * 60);
   if (f.IsSet("unfrozen-lr-max")) c.mutable_unfrozen()->set_lr_max(f.GetDouble("unfrozen-lr-max"));
   if (f.IsSet("unfrozen-lr-min")) c.mutable_unfrozen()->set_lr_min(f.GetDouble("unfrozen-lr-min"));
   if (f.IsSet("weight-decay")) c.set_weight_decay(f.GetDouble("weight-decay"));

@@ -140,11 +140,16 @@ v1::Job JobManager::Submit(const v1::TrainingConfig& request) {
   job.mutable_config()->set_val_dir(request.val_dir());
   job.mutable_config()->set_pretrained_encoder(request.pretrained_encoder());
   if (request.has_local_processes()) job.mutable_config()->set_local_processes(request.local_processes());
-  job.mutable_progress()->set_total_epochs(config.frozen.epochs + config.unfrozen.epochs);
+  // A time budget's epochs are planned once training measures its pace: until then, the frozen stage and one.
+  job.mutable_progress()->set_total_epochs(config.frozen.epochs +
+                                           (config.time_budget_seconds > 0 ? 1 : config.unfrozen.epochs));
   *job.mutable_created_at() = TimeUtil::GetCurrentTime();
   store_.PutJob(job);
   spdlog::info("job {} queued: {} {}px batch {} epochs {}+{} on {}", job.id(), config.arch, config.image_size,
-               config.batch_size, config.frozen.epochs, config.unfrozen.epochs, request.data_dir());
+               config.batch_size, config.frozen.epochs,
+               config.time_budget_seconds > 0 ? fmt::format("(as fit in {:g} s)", config.time_budget_seconds)
+                                        : std::to_string(config.unfrozen.epochs),
+               request.data_dir());
   UpdateJobCounts();
   work_.notify_all();
   return job;

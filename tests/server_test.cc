@@ -189,6 +189,9 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c.set_ema_decay(1.0);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ema_decay");
   c = TinyJob();
+  c.set_time_budget_seconds(-60);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "time_budget_seconds");
+  c = TinyJob();
   c.mutable_augment()->set_erase_probability(1.5);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "erase_probability");
   c = TinyJob();

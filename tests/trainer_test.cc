@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -273,6 +275,74 @@ TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
   }
 }
 
+// A budget shorter than any epoch: the frozen stage keeps its epoch, the unfrozen stage gets one, and its one-cycle
+// schedule runs whole within it. A second run over its checkpoints trains nothing: the plan ended there.
+TEST_F(TrainerTest, ABudgetShorterThanAnEpochTrainsOneUnfrozenEpochAnnealedToItsEnd) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 1;
+  config.unfrozen.epochs = 50;  // a budget replaces it
+  config.time_budget_seconds = 1e-3;
+  testing::TempDir checkpoints;
+  config.checkpoint_dir = checkpoints.path();
+  std::vector<StepProgress> steps;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepProgress& p) { steps.push_back(p); };
+  {
+    TrainingData data = OpenTrainingData(config);
+    const int64_t steps_per_epoch = data.train->batches_per_epoch();
+    Trainer trainer(config, *data.train, *data.validation);
+    const TrainResult result = trainer.Run(callbacks);
+    ASSERT_EQ(result.history.size(), 2u);
+    EXPECT_FALSE(result.cancelled);
+    ASSERT_EQ(static_cast<int64_t>(steps.size()), 2 * steps_per_epoch);
+    const StepProgress& first_unfrozen = steps[steps_per_epoch];
+    EXPECT_EQ(first_unfrozen.stage, Stage::kUnfrozen);
+    EXPECT_NEAR(first_unfrozen.head_lr, config.unfrozen.lr_max / 25, 1e-12) << "unplanned: the schedule's start";
+    EXPECT_NEAR(steps.back().head_lr, config.unfrozen.lr_max / 25 / 1e4, 1e-12) << "annealed to the end";
+    EXPECT_EQ(steps.back().total_epochs, 2);
+    EXPECT_EQ(steps.back().global_step, steps.back().total_steps);
+  }
+  steps.clear();
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  const TrainResult again = trainer.Run(callbacks);
+  EXPECT_EQ(again.resumed_from_epoch, 2);
+  EXPECT_EQ(again.history.size(), 2u);
+  EXPECT_TRUE(steps.empty()) << "the checkpoint's plan had ended; a new plan would have trained epoch 3";
+}
+
+// The run measures its own epochs, so the test's bounds are in those: it ends once a further epoch would not fit,
+// and no more than about one epoch past the budget.
+TEST_F(TrainerTest, ABudgetRunsTheEpochsThatFitAndEndsWithinAnEpochOfIt) {
+  TrainingConfig config = TinyConfig();
+  config.max_images = 160;
+  config.frozen.epochs = 0;
+  config.time_budget_seconds = 6.0;
+  TrainingData data = OpenTrainingData(config);
+  Trainer trainer(config, *data.train, *data.validation);
+  StepProgress last_step;
+  TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const StepProgress& p) { last_step = p; };
+  const auto start = std::chrono::steady_clock::now();
+  const TrainResult result = trainer.Run(callbacks);
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  double longest_s = 0, total_s = 0;
+  for (const auto& m : result.history) {
+    longest_s = std::max(longest_s, m.seconds);
+    total_s += m.seconds;
+  }
+  std::printf("%zu epochs in %.2f s (longest %.2f s) for a budget of %.1f s\n", result.history.size(), wall_s,
+              longest_s, config.time_budget_seconds);
+  ASSERT_LT(longest_s, config.time_budget_seconds / 3) << "this machine is too slow for the test's budget";
+  EXPECT_GE(result.history.size(), 3u);
+  EXPECT_GT(total_s, config.time_budget_seconds - 2 * longest_s) << "stopped while another epoch fitted";
+  EXPECT_LT(wall_s, config.time_budget_seconds + 2 * longest_s) << "ran on past the budget";
+  EXPECT_EQ(last_step.total_epochs, static_cast<int>(result.history.size()));
+  EXPECT_NEAR(last_step.head_lr, config.unfrozen.lr_max / 25 / 1e4, 1e-12) << "the schedule ends with the run";
+}
+
 TEST_F(TrainerTest, TheWeightAverageIsWhatValidatesCalibratesAndExports) {
   TrainingConfig config = TinyConfig();
   config.max_images = 160;
@@ -338,6 +408,14 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
   config = TinyConfig();
   config.log_variance_lr_scale = 0;
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.time_budget_seconds = std::nan("");
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.frozen.epochs = config.unfrozen.epochs = 0;
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument) << "nothing to train";
+  config.time_budget_seconds = 60;
+  EXPECT_NO_THROW(ValidateTrainingConfig(config)) << "a budget sets the unfrozen stage's epochs";
 }
 
 TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {

@@ -133,6 +133,7 @@ void SaveCheckpoint(const std::string& path, MultiTaskNet& model, MultiTaskLossI
                                              partial.task_loss_sums[2], static_cast<double>(partial.images),
                                              partial.seconds},
                                             torch::kDouble));
+  root.write("planned_last_epoch", torch::tensor(static_cast<int64_t>(state.planned_last_epoch)));
   root.write("rng_state", partial.rng_state.defined() ? partial.rng_state : torch::empty({0}, torch::kUInt8));
   std::ostringstream bytes;
   root.save_to(bytes);
@@ -169,6 +170,10 @@ CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, Mul
     }
     CheckpointState state{static_cast<int>(epochs.item<int64_t>()), HistoryFromTensor(history), std::nullopt};
     state.has_averaged_model = has_averaged_model;
+    torch::Tensor planned_last_epoch;  // absent from checkpoints written before time budgets: no plan
+    if (root.try_read("planned_last_epoch", planned_last_epoch)) {
+      state.planned_last_epoch = static_cast<int>(planned_last_epoch.item<int64_t>());
+    }
     const auto p = partial.accessor<double, 1>();
     if (p[0] > 0) {
       state.partial = PartialEpoch{static_cast<int64_t>(p[0]), p[1], {p[2], p[3], p[4]},

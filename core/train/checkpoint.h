@@ -21,6 +21,7 @@ struct CheckpointState {
   int epochs_completed = 0;
   std::vector<EpochMetrics> history;
   std::optional<PartialEpoch> partial;  // set when written mid-epoch: progress into epoch epochs_completed + 1
+  int planned_last_epoch = 0;           // a time-budgeted run's plan when written (0: none, or not made yet)
   bool has_averaged_model = false;      // set by LoadCheckpoint: the file held a weight average and it was read
 };
 

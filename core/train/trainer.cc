@@ -6,6 +6,7 @@
 #include "core/model/state_dict.h"
 #include "core/seed.h"
 #include "core/train/checkpoint.h"
+#include "core/train/epoch_budget.h"
 #include "core/train/fused_adamw.h"
 #include "core/train/one_cycle.h"
 #include "core/train/weight_average.h"
@@ -26,6 +27,7 @@ constexpr int kLossParamGroup = 3; // param groups: stem..layer2, layer3..layer4
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+double ClockSeconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
 std::array<double, kNumTasks> ToArray(const torch::Tensor& t) {
   const auto cpu = t.detach().to(torch::kCPU, torch::kDouble);
@@ -189,6 +191,7 @@ int Trainer::ResumeFromCheckpoint(TrainResult& result) {
         if (average_ && !state.has_averaged_model) average_->Restart();
         result.history = std::move(state.history);
         result.resumed_from_epoch = epochs_completed;
+        planned_last_epoch_ = state.planned_last_epoch;
         if (state.partial) partial_steps = state.partial->steps;
         resume_partial_ = std::move(state.partial);
         break;
@@ -243,17 +246,50 @@ void Trainer::ConfigureStage(Stage stage) {
   }
 }
 
+int Trainer::LastEpoch() const {
+  if (!budgeted()) return config_.frozen.epochs + config_.unfrozen.epochs;
+  return planned_last_epoch_;
+}
+
+int Trainer::StageEpochs(Stage stage) const {
+  if (stage == Stage::kFrozen) return config_.frozen.epochs;
+  if (!budgeted()) return config_.unfrozen.epochs;
+  return planned_last_epoch_ == 0 ? 0 : planned_last_epoch_ - config_.frozen.epochs;
+}
+
+double Trainer::BudgetSpent() const { return budget_spent_before_run_s_ + (ClockSeconds() - run_start_s_); }
+
+void Trainer::Replan(int epoch, double elapsed_before_s, double epoch_s) {
+  if (group_) {  // ranks measure slightly different times, and must all plan the same epochs
+    auto figures = torch::tensor({elapsed_before_s, epoch_s}, torch::kDouble);
+    group_->AllReduceSum(figures);
+    figures = figures.cpu() / group_->world_size();
+    elapsed_before_s = figures[0].item<double>();
+    epoch_s = figures[1].item<double>();
+  }
+  planned_last_epoch_ = PlanLastEpoch(config_.time_budget_seconds, elapsed_before_s, epoch_s, epoch);
+}
+
 bool Trainer::StopRequested(const TrainerCallbacks& callbacks) const {
   return callbacks.should_stop && callbacks.should_stop();
 }
 
 TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   TrainResult result;
+  planned_last_epoch_ = 0;
   const int epochs_completed = ResumeFromCheckpoint(result);
+  budget_spent_before_run_s_ = resume_partial_ ? resume_partial_->seconds : 0.0;
+  for (const auto& m : result.history) budget_spent_before_run_s_ += m.seconds;
+  run_start_s_ = ClockSeconds();
 
-  const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
   stopped_ = suspended_ = false;
-  for (int epoch = epochs_completed + 1; epoch <= total_epochs && !stopped_; ++epoch) {
+  for (int epoch = epochs_completed + 1; !stopped_; ++epoch) {
+    if (LastEpoch() != 0 && epoch > LastEpoch()) break;
+    // A budgeted stage's first epoch plans from its own pace (in RunEpoch); each later one from the epoch before,
+    // unless it resumes part-way, with the plan it was written with.
+    if (budgeted() && epoch > config_.frozen.epochs + 1 && !resume_partial_ && !result.history.empty()) {
+      Replan(epoch, BudgetSpent(), result.history.back().seconds);
+    }
     const Stage stage = epoch <= config_.frozen.epochs ? Stage::kFrozen : Stage::kUnfrozen;
     const int epoch_in_stage = stage == Stage::kFrozen ? epoch - 1 : epoch - 1 - config_.frozen.epochs;
     RunEpoch(stage, epoch, epoch_in_stage, callbacks, result);
@@ -273,9 +309,13 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
                        TrainResult& result) {
   ConfigureStage(stage);
   const int64_t steps_per_epoch = train_.batches_per_epoch();
-  const int stage_epochs = stage == Stage::kFrozen ? config_.frozen.epochs : config_.unfrozen.epochs;
-  const OneCycleSchedule schedule(OneCycleOptions{stage_epochs * steps_per_epoch});
-  const int total_epochs = config_.frozen.epochs + config_.unfrozen.epochs;
+  const auto stage_schedule = [&] {
+    return OneCycleSchedule(OneCycleOptions{std::max(1, StageEpochs(stage)) * steps_per_epoch});
+  };
+  OneCycleSchedule schedule = stage_schedule();
+  // Until a budgeted stage is planned its length is unknown: the learning rate stays at the schedule's start, which
+  // is the same for every length.
+  bool unplanned = StageEpochs(stage) == 0;
 
   // Everything random in an epoch (dropout, data order, augmentation) derives from (seed, epoch), so resuming
   // after epoch k replays epoch k+1 exactly. A mid-epoch checkpoint restores the generator and the data position.
@@ -319,7 +359,13 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
               result);
       return;
     }
-    const int64_t stage_step = epoch_in_stage * steps_per_epoch + step;
+    if (unplanned && step >= FirstPlanStep(steps_per_epoch)) {
+      const double epoch_seconds = train_seconds_so_far();
+      Replan(epoch, BudgetSpent() - epoch_seconds, epoch_seconds / static_cast<double>(step) * steps_per_epoch);
+      schedule = stage_schedule();
+      unplanned = false;
+    }
+    const int64_t stage_step = unplanned ? 0 : epoch_in_stage * steps_per_epoch + step;
     const double lr_factor = schedule.LrFactor(stage_step);
     const double beta1 = schedule.Momentum(stage_step);
     auto& groups = optimizer_->param_groups();
@@ -369,11 +415,11 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
       StepProgress p;
       p.stage = stage;
       p.epoch = epoch;
-      p.total_epochs = total_epochs;
+      p.total_epochs = LastEpoch() == 0 ? epoch : LastEpoch();  // a budget's plan so far
       p.step = step;
       p.steps_in_epoch = steps_per_epoch;
       p.global_step = static_cast<int64_t>(epoch - 1) * steps_per_epoch + step;
-      p.total_steps = static_cast<int64_t>(total_epochs) * steps_per_epoch;
+      p.total_steps = static_cast<int64_t>(p.total_epochs) * steps_per_epoch;
       p.loss = loss_value;
       p.images_per_s = images / std::max(train_seconds_so_far(), 1e-9);
       p.head_lr = group_max_lrs_[2] * lr_factor;
@@ -406,7 +452,7 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
 
   if (!config_.checkpoint_dir.empty() && is_primary()) {
     SaveCheckpoint(CheckpointPath(config_.checkpoint_dir, epoch), model_, *loss_, *optimizer_,
-                   CheckpointState{epoch, result.history, std::nullopt}, averaged_model());
+                   CheckpointState{epoch, result.history, std::nullopt, planned_last_epoch_}, averaged_model());
     PruneCheckpoints(config_.checkpoint_dir);
   }
   if (callbacks.on_epoch) callbacks.on_epoch(m);
@@ -417,7 +463,8 @@ void Trainer::Suspend(int epoch, const PartialEpoch& partial, const TrainResult&
   // Nothing new since the epoch checkpoint, or not this rank's to write.
   if (config_.checkpoint_dir.empty() || partial.steps == 0 || !is_primary()) return;
   SaveCheckpoint(MidEpochCheckpointPath(config_.checkpoint_dir, epoch - 1, partial.steps), model_, *loss_,
-                 *optimizer_, CheckpointState{epoch - 1, result.history, partial}, averaged_model());
+                 *optimizer_, CheckpointState{epoch - 1, result.history, partial, planned_last_epoch_},
+                 averaged_model());
   PruneCheckpoints(config_.checkpoint_dir);
 }
 

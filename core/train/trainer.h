@@ -129,6 +129,12 @@ class Trainer {
 
  private:
   void ConfigureStage(Stage stage);
+  bool budgeted() const { return config_.time_budget_seconds > 0; }
+  int LastEpoch() const;                // configured, or a budget's plan (0: a budget not planned yet)
+  int StageEpochs(Stage stage) const;   // 0: a budgeted stage not planned yet
+  double BudgetSpent() const;           // seconds of the budget gone, earlier runs of this job included
+  // Plans a budgeted run's last epoch from where `epoch` starts; every rank plans from the ranks' mean figures.
+  void Replan(int epoch, double elapsed_before_s, double epoch_s);
   void RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks, TrainResult& result);
   bool StopRequested(const TrainerCallbacks& callbacks) const;
   void Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result);
@@ -150,6 +156,9 @@ class Trainer {
   std::unique_ptr<WeightAverage> average_;  // when config.ema_decay > 0
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
+  int planned_last_epoch_ = 0;           // see StageEpochs
+  double budget_spent_before_run_s_ = 0; // by the resumed history (and part-epoch)
+  double run_start_s_ = 0;               // steady clock, at Run
   bool stopped_ = false;
   bool suspended_ = false;
   std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs

@@ -9,6 +9,8 @@
 namespace facet {
 namespace {
 
+constexpr double kMaxTimeBudgetSeconds = 30 * 24 * 3600.0;  // a month: anything longer is a typo
+
 void CheckLearningRate(const std::string& field, double value) { CheckRange(field, value, 1e-9, 10.0); }
 
 }  // namespace
@@ -27,11 +29,13 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   if (c.batch_size < 2 || c.batch_size > 4096) FailField("batch_size", "must be in [2, 4096] (BatchNorm needs 2)");
   if (c.frozen.epochs < 0 || c.frozen.epochs > 1000) FailField("frozen.epochs", "must be in [0, 1000]");
   if (c.unfrozen.epochs < 0 || c.unfrozen.epochs > 1000) FailField("unfrozen.epochs", "must be in [0, 1000]");
-  if (c.frozen.epochs + c.unfrozen.epochs == 0) {
+  CheckRange("time_budget_seconds", c.time_budget_seconds, 0.0, kMaxTimeBudgetSeconds);
+  const bool trains_unfrozen = c.unfrozen.epochs > 0 || c.time_budget_seconds > 0;
+  if (c.frozen.epochs == 0 && !trains_unfrozen) {
     FailField("frozen.epochs", "both stages have 0 epochs: nothing to train");
   }
   if (c.frozen.epochs > 0) CheckLearningRate("frozen.lr_max", c.frozen.lr_max);
-  if (c.unfrozen.epochs > 0) {
+  if (trains_unfrozen) {
     CheckLearningRate("unfrozen.lr_max", c.unfrozen.lr_max);
     CheckLearningRate("unfrozen.lr_min", c.unfrozen.lr_min);
     if (c.unfrozen.lr_min > c.unfrozen.lr_max) FailField("unfrozen.lr_min", "must be <= unfrozen.lr_max");

@@ -33,6 +33,11 @@ struct TrainingConfig {
   int batch_size = 64;
   StageConfig frozen{/*epochs=*/2, /*lr_max=*/3e-3, /*lr_min=*/0.0};
   StageConfig unfrozen{/*epochs=*/3, /*lr_max=*/1e-3, /*lr_min=*/1e-4};
+  // Above 0: a wall-clock budget for the whole run, in seconds. The frozen stage keeps its epochs; the unfrozen stage
+  // runs as many as fit (at least one), instead of unfrozen.epochs. Its length is planned from its first epoch's
+  // pace and re-planned at the start of every later epoch from the one before, so a run that speeds up or slows
+  // down still ends near the budget, at most one epoch over; its one-cycle schedule stretches or shrinks to match.
+  double time_budget_seconds = 0.0;
   double weight_decay = 1e-2;
   LossConfig loss;
   // The learned log-variances' learning rate as a multiple of the heads'. Adam moves a parameter about one learning

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """`make accuracy`: facet's recipe beside the plain-PyTorch reference on real faces, with the same time budget.
 
-Trains through a real facet-server and facetctl on utkface-train (a seeded 10% of it validates) for as many epochs
-as fit in --minutes on this machine (by the second epoch of a two-epoch probe), then the reference
+Trains through a real facet-server and facetctl on utkface-train (a seeded 10% of it validates) with a time budget of
+--minutes (`facetctl train --budget-minutes`: the trainer runs the epochs that fit, planned from its own pace), then
+the reference
 (../shared/reference/mtl_reference.py) on the same folder and split for as many epochs as fit in the wall time facet
 actually took (by its own one-epoch probe): an estimate can still miss by 10-20% here, so the reference is matched
 to facet's measured time, not to the nominal budget. `--reference-only` reruns the reference side of an existing
@@ -18,7 +19,6 @@ usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting
                        [--report-only | --rescore | --reference-only | --study-only --study-epochs 8]
 """
 import argparse
-import datetime
 import json
 import math
 import os
@@ -49,6 +49,9 @@ FULL_EPOCH = "full-epoch"
 # 102.6 s where the long run that followed in the same server averaged 84.7 s (its own first epoch: 75.5 s), and a
 # fifth of a 45-minute budget went unused.
 SECOND_EPOCH = "second-epoch"
+# Since then facet plans its own epochs (`facetctl train --budget-minutes`): no probe, and a run that speeds up or
+# slows down re-plans. The second-epoch probe had left 7.4 of 45 minutes unused (its epoch 97 s, the run's 71-118).
+BUDGETED = "budgeted"
 EARLIER_RUN = "its earlier run's mean epoch time"  # --reference-only's source of epochs
 # The fixed weighting of the study: the reference's learned weights e^-s at the end of its 28-epoch run
 # (s = -5.1, -1.75, -0.68), rounded and scaled so that ethnicity is 1.
@@ -150,25 +153,26 @@ def warm_page_cache(folder):
                 pass
 
 
-def train_facet(args, server, budget_s, extra=(), label="facet", probe_s=None):
-    """Trains facet for the epochs that fit budget_s; probe_s (one full epoch's seconds, warm) is measured unless
-    given."""
-    if probe_s is None:
-        probe = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs", "2",
-                                         *args.subset, *extra], label + " probe")
-        probe_s = float(probe["history"][-1]["seconds"])
-    epochs = epochs_for(budget_s, probe_s)
-    log(f"{label}: probe epoch {probe_s:.1f} s -> {epochs} epochs in {budget_s / 60:.0f} min")
-    return {**train_facet_epochs(args, server, epochs, extra, label), "probe_s": probe_s}
+def train_facet(args, server, budget_s, extra=(), label="facet"):
+    """One facet job with a time budget of budget_s: the trainer plans its epochs from its own pace."""
+    run = train_facet_job(args, server, ["--budget-minutes", f"{budget_s / 60:g}"], extra, label)
+    log(f"{label}: {run['epochs']} epochs in {run['train_wall_s'] / 60:.1f} min for a budget of "
+        f"{budget_s / 60:g} min")
+    return {**run, "budget_s": budget_s}
 
 
 def train_facet_epochs(args, server, epochs, extra, label):
-    """One facet job of `epochs` epochs on --data, and its model's answers to every face of --sample."""
+    """One facet job of `epochs` epochs."""
+    return train_facet_job(args, server, ["--unfrozen-epochs", str(epochs)], extra, label)
+
+
+def train_facet_job(args, server, length, extra, label):
+    """One facet job on --data (`length`: the flags that set its epochs), and its model's answers to every face of
+    --sample."""
     start = time.time()
-    job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), "--unfrozen-epochs", str(epochs), *args.subset,
-                                   *extra], label)
+    job = facet_job(server, args, ["--val-fraction", str(VAL_FRACTION), *length, *args.subset, *extra], label)
     seconds = time.time() - start
-    return {"job": job, "epochs": epochs, "train_wall_s": seconds,
+    return {"job": job, "epochs": len(job["history"]), "train_wall_s": seconds,
             "predictions": facet_predict(server, job["model_id"], args.sample)}
 
 
@@ -322,6 +326,9 @@ def plot(results, path):
 def probe_words(probe):
     if probe == FULL_EPOCH:
         return "a one-epoch probe on its full split"
+    if probe == BUDGETED:
+        return ("its own plan (`--budget-minutes`: the epochs that fit, from its first epoch's pace, re-planned "
+                "before each later one)")
     if probe == SECOND_EPOCH:
         return "the second epoch of a two-epoch probe on its full split (a fresh server's first epoch runs slower)"
     if isinstance(probe, int) and probe > 1:
@@ -474,7 +481,7 @@ def report(results, out_path):
           "28-epoch run, rounded. Evaluated on utkface-sample."
           + (" The epochs differ between rows: this run sized each of them by its own one-epoch probe, whose noise "
              "is larger than any difference in cost between weightings, so the rows with more epochs had an "
-             "advantage. run_accuracy.py now gives every study run the main run's probe."
+             "advantage. run_accuracy.py now gives every study run the main run's number of epochs."
              if len({s["epochs"] for s in study["runs"].values()}) > 1 else ""))
         w("")
         if "commit" in study:
@@ -549,7 +556,7 @@ def main():
             raise SystemExit("--study-epochs must be >= 1")
         return rerun_study(args, json_path)
     budget_s = args.minutes * 60
-    results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": SECOND_EPOCH}
+    results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": BUDGETED}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
@@ -564,15 +571,15 @@ def main():
                 if name == KENDALL and study_s == budget_s:
                     runs[name] = results["facet"]  # the main run is this one
                 else:
-                    # The weighting does not change a step's cost: every run gets the main run's epoch time, so
-                    # that the runs differ in their weighting only, not in a probe's noise.
-                    runs[name] = train_facet(args, server, study_s, extra, label=f"study {name}",
-                                             probe_s=results["facet"]["probe_s"])
+                    # The weighting does not change a step's cost: every run gets the epochs the main run's budget
+                    # gave, so that the runs differ in their weighting only, not in the machine's speed that day.
+                    epochs = round(results["facet"]["epochs"] * study_s / budget_s)
+                    runs[name] = train_facet_epochs(args, server, max(1, epochs), extra, label=f"study {name}")
             results["weighting_study"] = {"minutes": study_s / 60, "runs": runs}
     finally:
         server.stop()
     results["facet"]["predictions_flip"] = flip_average_predictions(args, results["facet"]["job"]["model_id"], tmp)
-    # The same time for both: facet's measured wall time, not the budget its probe aimed at.
+    # The same time for both: facet's measured wall time, not the budget it aimed at.
     results["reference"] = train_reference(args, results["facet"]["train_wall_s"], tmp)
     score(results)
     # Both sides must have answered every labelled face of the sample, and facet with an interval each.
