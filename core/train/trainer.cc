@@ -24,10 +24,9 @@ constexpr double kBeta2 = 0.99;   // fastai's Adam betas are (0.9, 0.99); beta1 
 constexpr int kCheckpointsKept = 2;
 constexpr int kLossParamGroup = 3; // param groups: stem..layer2, layer3..layer4, heads, loss parameters
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-double ClockSeconds() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+double SteadyClockSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::array<double, kNumTasks> ToArray(const torch::Tensor& t) {
   const auto cpu = t.detach().to(torch::kCPU, torch::kDouble);
@@ -257,7 +256,7 @@ int Trainer::StageEpochs(Stage stage) const {
   return planned_last_epoch_ == 0 ? 0 : planned_last_epoch_ - config_.frozen.epochs;
 }
 
-double Trainer::BudgetSpent() const { return budget_spent_before_run_s_ + (ClockSeconds() - run_start_s_); }
+double Trainer::BudgetSpent() const { return budget_spent_before_run_s_ + (clock_() - run_start_s_); }
 
 void Trainer::Replan(int epoch, double elapsed_before_s, double epoch_s) {
   if (group_) {  // ranks measure slightly different times, and must all plan the same epochs
@@ -280,7 +279,8 @@ TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   const int epochs_completed = ResumeFromCheckpoint(result);
   budget_spent_before_run_s_ = resume_partial_ ? resume_partial_->seconds : 0.0;
   for (const auto& m : result.history) budget_spent_before_run_s_ += m.seconds;
-  run_start_s_ = ClockSeconds();
+  clock_ = callbacks.clock ? callbacks.clock : SteadyClockSeconds;
+  run_start_s_ = clock_();
 
   stopped_ = suspended_ = false;
   for (int epoch = epochs_completed + 1; !stopped_; ++epoch) {
@@ -334,12 +334,12 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   train_.StartEpoch(data_seed, partial.steps);
   model_->train();
 
-  const auto start = Clock::now();
+  const double start = clock_();
   double loss_sum = partial.loss_sum;
   torch::Tensor task_loss_sum = torch::tensor({partial.task_loss_sums[0], partial.task_loss_sums[1],
                                                partial.task_loss_sums[2]}, torch::kDouble);
   int64_t step = partial.steps, images = partial.images;
-  auto train_seconds_so_far = [&] { return partial.seconds + Seconds(start); };
+  auto train_seconds_so_far = [&] { return partial.seconds + (clock_() - start); };
   while (auto batch = train_.Next()) {
     bool stop = StopRequested(callbacks);
     bool suspend = !stop && callbacks.should_suspend && callbacks.should_suspend();

@@ -86,6 +86,9 @@ struct TrainerCallbacks {
   // Polled between steps; returning true writes a checkpoint of this very step, then stops: the next Run resumes
   // there exactly (a server shutting down mid-epoch loses no work). Without a checkpoint_dir it stops only.
   std::function<bool()> should_suspend;
+  // Seconds on a steady clock: what epoch times and a time budget are measured with. Default: std::chrono's
+  // steady_clock; tests drive it to make a budgeted run's plan deterministic.
+  std::function<double()> clock;
 };
 
 // Raised when a batch's loss is NaN or infinite, before the optimizer can spread it into the weights.
@@ -158,7 +161,8 @@ class Trainer {
   std::vector<double> group_max_lrs_;  // per optimizer param group, for the current stage
   int planned_last_epoch_ = 0;           // see StageEpochs
   double budget_spent_before_run_s_ = 0; // by the resumed history (and part-epoch)
-  double run_start_s_ = 0;               // steady clock, at Run
+  std::function<double()> clock_;        // callbacks.clock or the steady clock, for this Run
+  double run_start_s_ = 0;               // clock_, at Run
   bool stopped_ = false;
   bool suspended_ = false;
   std::optional<PartialEpoch> resume_partial_;  // from a mid-epoch checkpoint, for the next epoch that runs
