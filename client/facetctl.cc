@@ -203,6 +203,7 @@ void PrintJob(const v1::Job& job) {
               c.label_smoothing());
   if (c.ethnicity_balance() > 0) std::printf("sampling   ethnicity balance %g\n", c.ethnicity_balance());
   if (c.ema_decay() > 0) std::printf("weights    moving average, decay %g\n", c.ema_decay());
+  if (c.mixup_alpha() > 0) std::printf("mixup      every batch, Beta(%g, %g)\n", c.mixup_alpha(), c.mixup_alpha());
   if (c.time_budget_seconds() > 0) {
     std::printf("budget     %g min: unfrozen epochs as fit (%d planned)\n", c.time_budget_seconds() / 60,
                 job.progress().total_epochs() - c.frozen().epochs());
@@ -255,6 +256,8 @@ void DefineTrainingFlags(FlagSet& f) {
            "sees every ethnicity equally often, 0 (off) every face once an epoch");
   f.Double("ema-decay", 0.0, "0 to <1: validate and export a moving average of the weights with this decay per "
            "step (e.g. 0.998); 0 (off) the weights as trained");
+  f.Double("mixup-alpha", 0.0, "0 to 10: blend each training image with another of its batch, and their labels' "
+           "losses, by a share drawn from Beta(X, X) (e.g. 0.2); 0 (off) no blending");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
   f.Double("erase-probability", 0.0, "random erasing: the share of training images with a rectangle set to the mean "
            "colour (0: off)");
@@ -338,6 +341,7 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("label-smoothing")) c.set_label_smoothing(f.GetDouble("label-smoothing"));
   if (f.IsSet("ethnicity-balance")) c.set_ethnicity_balance(f.GetDouble("ethnicity-balance"));
   if (f.IsSet("ema-decay")) c.set_ema_decay(f.GetDouble("ema-decay"));
+  if (f.IsSet("mixup-alpha")) c.set_mixup_alpha(f.GetDouble("mixup-alpha"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
   if (f.IsSet("erase-probability")) c.mutable_augment()->set_erase_probability(f.GetDouble("erase-probability"));
   if (f.IsSet("max-erase-area")) c.mutable_augment()->set_max_erase_area(f.GetDouble("max-erase-area"));

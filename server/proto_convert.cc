@@ -60,6 +60,7 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   if (in.has_label_smoothing()) c.loss.label_smoothing = in.label_smoothing();
   if (in.has_ethnicity_balance()) c.ethnicity_balance = in.ethnicity_balance();
   if (in.has_ema_decay()) c.ema_decay = in.ema_decay();
+  if (in.has_mixup_alpha()) c.mixup_alpha = in.mixup_alpha();
   if (in.has_time_budget_seconds()) c.time_budget_seconds = in.time_budget_seconds();
   c.loss.weighting = FromProto(in.loss_weighting());
   if (in.fixed_weights_size() > 0) {
@@ -117,6 +118,7 @@ v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   out.set_label_smoothing(c.loss.label_smoothing);
   out.set_ethnicity_balance(c.ethnicity_balance);
   out.set_ema_decay(c.ema_decay);
+  out.set_mixup_alpha(c.mixup_alpha);
   out.set_time_budget_seconds(c.time_budget_seconds);
   auto* a = out.mutable_augment();
   a->set_enabled(c.augment.enabled);

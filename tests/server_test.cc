@@ -104,6 +104,7 @@ TEST_F(ServerTest, AJobRunsToSuccessWithMetricsInItsHistoryAndProducesAModel) {
   EXPECT_EQ(job.config().label_smoothing(), 0.0);
   EXPECT_EQ(job.config().ethnicity_balance(), 0.0);
   EXPECT_EQ(job.config().ema_decay(), 0.0);
+  EXPECT_EQ(job.config().mixup_alpha(), 0.0);
   EXPECT_EQ(job.config().augment().erase_probability(), 0.0);
   EXPECT_DOUBLE_EQ(job.config().augment().max_erase_area(), 0.33);
 }
@@ -188,6 +189,9 @@ TEST_F(ServerTest, BadConfigsAreRefusedBeforeAnythingIsQueued) {
   c = TinyJob();
   c.set_ema_decay(1.0);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "ema_decay");
+  c = TinyJob();
+  c.set_mixup_alpha(50);
+  expect(c, grpc::StatusCode::INVALID_ARGUMENT, "mixup_alpha");
   c = TinyJob();
   c.set_time_budget_seconds(-60);
   expect(c, grpc::StatusCode::INVALID_ARGUMENT, "time_budget_seconds");

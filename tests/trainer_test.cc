@@ -225,15 +225,20 @@ TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
   }
 }
 
-// With a weight average too: the average is in the checkpoint and its decay ramp follows the step's position.
+// With a weight average too: the average is in the checkpoint and its decay ramp follows the step's position. With
+// mixup: its blends come from the generator the checkpoint saves, so the resumed steps blend the same faces.
 TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
-  for (const double ema_decay : {0.0, 0.9}) {
-    SCOPED_TRACE("ema_decay " + std::to_string(ema_decay));
+  struct Case {
+    double ema_decay, mixup_alpha;
+  };
+  for (const Case c : {Case{0.0, 0.0}, Case{0.9, 0.0}, Case{0.0, 0.4}}) {
+    SCOPED_TRACE("ema_decay " + std::to_string(c.ema_decay) + ", mixup_alpha " + std::to_string(c.mixup_alpha));
     TrainingConfig config = TinyConfig();
     config.max_images = 160;
     config.frozen.epochs = 1;
     config.unfrozen.epochs = 2;
-    config.ema_decay = ema_decay;
+    config.ema_decay = c.ema_decay;
+    config.mixup_alpha = c.mixup_alpha;
 
     testing::TempDir resumed_dir;
     const auto [straight, straight_history] = UninterruptedRun(config);
@@ -412,6 +417,9 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
   config = TinyConfig();
   config.time_budget_seconds = std::nan("");
+  EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
+  config = TinyConfig();
+  config.mixup_alpha = -0.2;
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
   config = TinyConfig();
   config.frozen.epochs = config.unfrozen.epochs = 0;

@@ -8,6 +8,7 @@
 #include "core/train/checkpoint.h"
 #include "core/train/epoch_budget.h"
 #include "core/train/fused_adamw.h"
+#include "core/train/mixup.h"
 #include "core/train/one_cycle.h"
 #include "core/train/weight_average.h"
 
@@ -377,12 +378,19 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
 
     auto images_on_device = batch->images.to(device_, /*non_blocking=*/true);
     if (config_.channels_last) images_on_device = images_on_device.contiguous(torch::MemoryFormat::ChannelsLast);
+    std::optional<MixupDraw> mixup;
+    if (config_.mixup_alpha > 0) {
+      mixup = DrawMixup(images_on_device.size(0), config_.mixup_alpha);
+      images_on_device = MixImages(images_on_device, *mixup);
+    }
     torch::Tensor task_losses, loss;
     {
       BFloat16Autocast autocast(device_, config_.precision == "bf16");
       const auto outputs = model_->forward(images_on_device);
-      task_losses = loss_->TaskLosses(outputs, batch->age.to(device_, true), batch->gender.to(device_, true),
-                                       batch->ethnicity.to(device_, true))
+      const auto age = batch->age.to(device_, true), gender = batch->gender.to(device_, true),
+                 ethnicity = batch->ethnicity.to(device_, true);
+      task_losses = (mixup ? MixedTaskLosses(*loss_, outputs, age, gender, ethnicity, *mixup)
+                           : loss_->TaskLosses(outputs, age, gender, ethnicity))
                         .to(torch::kFloat);
       loss = loss_->Combine(task_losses);
     }

@@ -48,6 +48,7 @@ void ValidateTrainingConfig(const TrainingConfig& c) {
   if (!(c.ema_decay >= 0.0 && c.ema_decay < 1.0)) {
     FailField("ema_decay", "must be in [0, 1), got " + std::to_string(c.ema_decay));
   }
+  CheckRange("mixup_alpha", c.mixup_alpha, 0.0, 10.0);
   if (c.loss.weighting == LossWeighting::kFixed) {
     double sum = 0.0;
     for (int i = 0; i < kNumTasks; ++i) {

@@ -48,6 +48,9 @@ struct TrainingConfig {
   // Above 0: validation, calibration and the exported model use an exponential moving average of the weights,
   // updated after every step with this decay (see WeightAverage). 0: the weights as trained.
   double ema_decay = 0.0;
+  // Above 0: mixup (see core/train/mixup.h) on every training batch, its blend λ ~ Beta(mixup_alpha, mixup_alpha).
+  // 0: off. Small values (0.1-0.4) mostly blend a little; 1 blends uniformly.
+  double mixup_alpha = 0.0;
   uint64_t seed = 42;
 
   // Execution.
