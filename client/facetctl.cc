@@ -1,6 +1,7 @@
 // facetctl: the command-line client of facet-server. `facetctl --help` lists the commands.
 #include "client/facet_client.h"
 #include "client/load_generator.h"
+#include "core/data/augment_options.h"
 #include "core/data/synthetic.h"
 #include "core/util/sha256.h"
 #include "core/util/flag_set.h"
@@ -20,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = facet::v1;
+using facet::AugmentOptions;
 using facet::FlagSet;
 using facet::client::FacetClient;
 using facet::client::RpcError;
@@ -188,6 +190,21 @@ void PrintCalibration(const v1::Calibration& c) {
   }
 }
 
+// What a job's augmentation does to a training image: each transform's probability and largest strength.
+void PrintAugment(const v1::AugmentConfig& a) {
+  if (!a.enabled()) {
+    std::printf("augment    off\n");
+    return;
+  }
+  std::printf("augment    flip %g, rotate %g (up to %g deg), zoom %g (up to %g), warp %g (up to %g), lighting %g (up "
+              "to %g)", a.flip_probability(), a.rotate_probability(), a.max_rotate_degrees(), a.zoom_probability(),
+              a.max_zoom(), a.warp_probability(), a.max_warp(), a.lighting_probability(), a.max_lighting());
+  if (a.erase_probability() > 0) {
+    std::printf(", erase %g (up to %g of the image)", a.erase_probability(), a.max_erase_area());
+  }
+  std::printf("\n");
+}
+
 void PrintJob(const v1::Job& job) {
   const auto& c = job.config();
   std::printf("job        %s\nstate      %s\n", job.id().c_str(), StateName(job.state()).c_str());
@@ -204,6 +221,7 @@ void PrintJob(const v1::Job& job) {
   if (c.ethnicity_balance() > 0) std::printf("sampling   ethnicity balance %g\n", c.ethnicity_balance());
   if (c.ema_decay() > 0) std::printf("weights    moving average, decay %g\n", c.ema_decay());
   if (c.mixup_alpha() > 0) std::printf("mixup      every batch, Beta(%g, %g)\n", c.mixup_alpha(), c.mixup_alpha());
+  PrintAugment(c.augment());
   if (c.time_budget_seconds() > 0) {
     std::printf("budget     %g min: unfrozen epochs as fit (%d planned)\n", c.time_budget_seconds() / 60,
                 job.progress().total_epochs() - c.frozen().epochs());
@@ -227,6 +245,39 @@ void PrintJob(const v1::Job& job) {
 }
 
 // ----------------------------------------------------------------------------------------------- commands
+
+// The augmentation's probabilities and strengths, one flag per AugmentConfig field. Each flag's default is the
+// server's (AugmentOptions: fastai's get_transforms()), so that --help tells what an unset flag means.
+struct AugmentFlag {
+  const char* name;
+  double AugmentOptions::*option;
+  void (v1::AugmentConfig::*set)(double);
+  const char* help;
+};
+const AugmentFlag kAugmentFlags[] = {
+    {"flip-probability", &AugmentOptions::flip_probability, &v1::AugmentConfig::set_flip_probability,
+     "augmentation: share of training images mirrored left to right"},
+    {"rotate-probability", &AugmentOptions::rotate_probability, &v1::AugmentConfig::set_rotate_probability,
+     "augmentation: share of training images rotated"},
+    {"max-rotate-degrees", &AugmentOptions::max_rotate_degrees, &v1::AugmentConfig::set_max_rotate_degrees,
+     "augmentation: the largest rotation, either way (0 to 90)"},
+    {"zoom-probability", &AugmentOptions::zoom_probability, &v1::AugmentConfig::set_zoom_probability,
+     "augmentation: share of training images zoomed in"},
+    {"max-zoom", &AugmentOptions::max_zoom, &v1::AugmentConfig::set_max_zoom, "augmentation: the largest zoom (1 to 3)"},
+    {"warp-probability", &AugmentOptions::warp_probability, &v1::AugmentConfig::set_warp_probability,
+     "augmentation: share of training images given a perspective warp"},
+    {"max-warp", &AugmentOptions::max_warp, &v1::AugmentConfig::set_max_warp,
+     "augmentation: the largest warp, in normalised coordinates (0 to 0.5)"},
+    {"lighting-probability", &AugmentOptions::lighting_probability, &v1::AugmentConfig::set_lighting_probability,
+     "augmentation: share of training images with brightness and contrast changed"},
+    {"max-lighting", &AugmentOptions::max_lighting, &v1::AugmentConfig::set_max_lighting,
+     "augmentation: the largest brightness and contrast change (0 to 0.9)"},
+    {"erase-probability", &AugmentOptions::erase_probability, &v1::AugmentConfig::set_erase_probability,
+     "random erasing: the share of training images with a rectangle set to the mean colour (0: off)"},
+    {"max-erase-area", &AugmentOptions::max_erase_area, &v1::AugmentConfig::set_max_erase_area,
+     "random erasing: the rectangle's largest share of the image, 0.02 to 0.9"},
+};
+
 
 void DefineTrainingFlags(FlagSet& f) {
   f.String("data", "", "training folder, relative to the server's data root (required)");
@@ -259,9 +310,7 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Double("mixup-alpha", 0.0, "0 to 10: blend each training image with another of its batch, and their labels' "
            "losses, by a share drawn from Beta(X, X) (e.g. 0.2); 0 (off) no blending");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
-  f.Double("erase-probability", 0.0, "random erasing: the share of training images with a rectangle set to the mean "
-           "colour (0: off)");
-  f.Double("max-erase-area", 0.33, "random erasing: the rectangle's largest share of the image, 0.02 to 0.9");
+  for (const auto& a : kAugmentFlags) f.Double(a.name, AugmentOptions{}.*a.option, a.help);
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
   f.Int("workers", 2, "decode/augment threads");
@@ -343,8 +392,9 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   if (f.IsSet("ema-decay")) c.set_ema_decay(f.GetDouble("ema-decay"));
   if (f.IsSet("mixup-alpha")) c.set_mixup_alpha(f.GetDouble("mixup-alpha"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
-  if (f.IsSet("erase-probability")) c.mutable_augment()->set_erase_probability(f.GetDouble("erase-probability"));
-  if (f.IsSet("max-erase-area")) c.mutable_augment()->set_max_erase_area(f.GetDouble("max-erase-area"));
+  for (const auto& a : kAugmentFlags) {
+    if (f.IsSet(a.name)) (c.mutable_augment()->*a.set)(f.GetDouble(a.name));
+  }
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));
   if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));

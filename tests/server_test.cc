@@ -414,6 +414,32 @@ TEST_F(ServerTest, FacetctlDrivesTheServer) {
   EXPECT_NE(out.find("make-dataset"), std::string::npos);
 }
 
+TEST_F(ServerTest, FacetctlSetsEveryAugmentationStrengthAndShowsItInTheJob) {
+  const std::string ctl = std::string(FACETCTL_BINARY) + " --server " + server_->address() + " ";
+  const std::string tiny = "train --data faces --arch resnet18 --width 8 --size 32 --batch 16 --frozen-epochs 0 "
+                           "--unfrozen-epochs 1 ";
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(ctl + tiny + "--flip-probability 1 --rotate-probability 0.25 --max-rotate-degrees 5 "
+                                "--zoom-probability 0 --max-zoom 1.05 --warp-probability 0.1 --max-warp 0.05 "
+                                "--lighting-probability 0.3 --max-lighting 0.1 --erase-probability 0.2 "
+                                "--max-erase-area 0.1 --watch", &out), 0) << out;
+  const auto id = out.find("job-");
+  ASSERT_NE(id, std::string::npos) << out;
+  const std::string job_id = out.substr(id, out.find_first_not_of("job-0123456789abcdef", id) - id);
+  ASSERT_EQ(testing::RunCommand(ctl + "job " + job_id, &out), 0) << out;
+  EXPECT_NE(out.find("augment    flip 1, rotate 0.25 (up to 5 deg), zoom 0 (up to 1.05), warp 0.1 (up to 0.05), "
+                     "lighting 0.3 (up to 0.1), erase 0.2 (up to 0.1 of the image)"), std::string::npos) << out;
+  EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+
+  // Unset flags keep the server's defaults, which --help shows; a strength outside the augmenter's range is refused.
+  ASSERT_EQ(testing::RunCommand(ctl + "train --help", &out), 0) << out;
+  EXPECT_NE(out.find("--max-rotate-degrees"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + tiny + "--max-warp 0.7", &out), 1) << out;
+  EXPECT_NE(out.find("INVALID_ARGUMENT: augment.max_warp"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(ctl + tiny + "--no-augment --watch", &out), 0) << out;
+  EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+}
+
 TEST_F(ServerTest, DetectFacesFindsAndCropsAFaceInAnUncroppedPhoto) {
   const auto sample = testing::SharedDataDir("utkface-sample");
   if (!sample) GTEST_SKIP() << "../shared/data/utkface-sample is absent: face detection test skipped";
