@@ -13,16 +13,21 @@ its own preprocessing. Writes docs/accuracy.md (overall, by ethnicity, gender an
 calibration, conformal age-interval coverage, and each margin tested on the same faces), docs/accuracy.json and
 docs/accuracy-age-by-decade.png. The per-face answers stay in --build's accuracy-predictions.json: `--rescore`
 recomputes the metrics from them. `--study-only --study-epochs N` retrains only the weighting study, N epochs a
-weighting, and keeps the rest of docs/accuracy.json.
+weighting, and keeps the rest of docs/accuracy.json. `--trial NAME=FLAGS` (repeated) trains the recipe with each
+trial's facetctl flags added, `--trial-epochs` each, and pairs every trial with the first on the same faces: how a
+change to recipe.conf is measured (tests/accuracy/notes.md); it prints a table and writes --trials-json (--build's
+accuracy-trials.json), not docs/.
 
 usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting]
-                       [--report-only | --rescore | --reference-only | --study-only --study-epochs 8]
+                       [--report-only | --rescore | --reference-only | --study-only --study-epochs 8
+                        | --trial recipe= --trial 'no-augment=--no-augment' ... --trial-epochs 8]
 """
 import argparse
 import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -530,6 +535,11 @@ def main():
                         help="recompute the JSON's metrics from the answers in --build's accuracy-predictions.json")
     parser.add_argument("--reference-only", action="store_true",
                         help="retrain the reference side of the JSON's run, for the wall time its facet run took")
+    parser.add_argument("--trial", action="append", default=[], metavar="NAME=FLAGS",
+                        help="train the recipe with these facetctl flags added (repeat; the first is the baseline "
+                             "the others are paired with); writes --build's accuracy-trials.json")
+    parser.add_argument("--trial-epochs", type=int, default=8, help="epochs of each --trial run")
+    parser.add_argument("--trials-json", help="where --trial writes (default: --build's accuracy-trials.json)")
     args = parser.parse_args()
     json_path = os.path.splitext(args.out)[0] + ".json"
     if args.report_only:
@@ -551,6 +561,8 @@ def main():
         args.subset = ["--max-images", str(args.max_images)]
     if args.reference_only:
         return rerun_reference(args, json_path)
+    if args.trial:
+        return run_trials(args)
     if args.study_only:
         if args.study_epochs < 1:
             raise SystemExit("--study-epochs must be >= 1")
@@ -583,7 +595,7 @@ def main():
     results["reference"] = train_reference(args, results["facet"]["train_wall_s"], tmp)
     score(results)
     # Both sides must have answered every labelled face of the sample, and facet with an interval each.
-    expected = sum(1 for n in os.listdir(args.sample) if labels_of(n) and n.lower().endswith(".jpg"))
+    expected = labelled_sample_faces(args)
     for side in ("facet", "reference"):
         if results[side]["metrics"]["n"] != expected:
             raise SystemExit(f"{side} answered {results[side]['metrics']['n']} of {expected} sample faces")
@@ -595,6 +607,11 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     write_predictions(args, strip_predictions(results))
     return write_results(results, args, json_path)
+
+
+def labelled_sample_faces(args):
+    """How many faces of --sample every model must answer: its JPEGs with UTKFace labels in their names."""
+    return sum(1 for n in os.listdir(args.sample) if labels_of(n) and n.lower().endswith(".jpg"))
 
 
 def score(results):
@@ -672,6 +689,74 @@ def rerun_study(args, json_path):
                                   "commit": machine().get("commit", "?")}
     store_answers(args, "weighting_study", {"runs": answers})
     return write_results(results, args, json_path)
+
+
+def parse_trials(specs):
+    """--trial NAME=FLAGS values as (name, [flag, ...]) pairs; the names must be distinct."""
+    trials = []
+    for spec in specs:
+        name, sep, flags = spec.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--trial '{spec}': expected NAME=FLAGS (FLAGS may be empty: the recipe as it is)")
+        if any(name == other for other, _ in trials):
+            raise SystemExit(f"--trial: the name '{name}' is given twice")
+        trials.append((name.strip(), shlex.split(flags)))
+    return trials
+
+
+def run_trials(args):
+    """--trial: one facet run per trial, --trial-epochs each (a fixed count: runs with the same epochs are
+    deterministic, so they differ by their flags alone, not by the machine's speed that day), every one paired with
+    the first on the same sample faces. The JSON beside the build is rewritten after each trial, so that a series cut
+    short keeps what it finished."""
+    if args.trial_epochs < 1:
+        raise SystemExit("--trial-epochs must be >= 1")
+    trials = parse_trials(args.trial)
+    expected = labelled_sample_faces(args)
+    path = args.trials_json or os.path.join(args.build, "accuracy-trials.json")
+    results = {"epochs": args.trial_epochs, "recipe": read_recipe(), "machine": machine(), "trials": {}}
+    warm_page_cache(args.data)
+    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
+    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    try:
+        for name, flags in trials:
+            run = train_facet_epochs(args, server, args.trial_epochs, flags, f"trial {name}")
+            if len(run["predictions"]) != expected:
+                raise SystemExit(f"trial {name} answered {len(run['predictions'])} of {expected} sample faces")
+            run["flags"] = flags
+            run["metrics"] = metrics(run["predictions"])
+            if results["trials"]:
+                baseline = next(iter(results["trials"].values()))
+                run["paired_with_baseline"] = paired(run["predictions"], baseline["predictions"])
+            results["trials"][name] = run
+            log(f"trial {name}: {summary_line(run['metrics'])} in {run['train_wall_s'] / 60:.1f} min")
+            with open(path, "w") as out:
+                json.dump(results, out)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"wrote {path}")
+    print(trials_table(results))
+    return 0
+
+
+def trials_table(results):
+    """The trials as a markdown table, each paired with the first (the baseline) where it is not the first."""
+    lines = [f"{results['epochs']} epochs each, commit {results['machine'].get('commit', '?')}; paired z against "
+             "the first row (positive: this row better).", "",
+             "| trial | flags | minutes | age MAE | gender | ethnicity | gender ECE | ethnicity ECE | `other` recall "
+             "| paired z (age / gender / ethnicity) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, run in results["trials"].items():
+        m = run["metrics"]
+        other = m["groups"]["ethnicity"]["other"]
+        pair = run.get("paired_with_baseline")
+        z = " / ".join(f"{pair[t]['z']:.1f}" for t in ("age", "gender", "ethnicity")) if pair else "baseline"
+        lines.append(f"| {name} | `{' '.join(run['flags'])}` | {run['train_wall_s'] / 60:.1f} | "
+                     f"{m['age_mae_years']:.2f} | {m['gender_accuracy']:.1%} | {m['ethnicity_accuracy']:.1%} | "
+                     f"{m['gender_ece']:.3f} | {m['ethnicity_ece']:.3f} | "
+                     f"{other.get('ethnicity_accuracy', 0):.0%} | {z} |")
+    return "\n".join(lines)
 
 
 def summary_line(m):
