@@ -66,12 +66,13 @@ void Train(const facet::FlagSet& f, int size, const std::string& precision, bool
   facet::Trainer trainer(config, train, validation);
   Clock::time_point start;
   double seconds = 0;
-  trainer.Run(facet::TrainerCallbacks{[&](const facet::StepProgress& p) {
-                                         // loss.item() in the step synchronises, so step ends are real.
-                                         if (p.step == 3) start = Clock::now();
-                                         if (p.step > 3) seconds = std::chrono::duration<double>(Clock::now() - start).count();
-                                       },
-                                       nullptr, nullptr, nullptr});
+  facet::TrainerCallbacks callbacks;
+  callbacks.on_step = [&](const facet::StepProgress& p) {
+    // loss.item() in the step synchronises, so step ends are real.
+    if (p.step == 3) start = Clock::now();
+    if (p.step > 3) seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  trainer.Run(callbacks);
   std::printf("{\"impl\":\"C++\",\"bench\":\"train\",\"arch\":\"%s\",\"size\":%d,\"batch\":%lld,\"precision\":\"%s\","
               "\"channels_last\":%s,\"images_per_s\":%.1f}\n",
               config.arch.c_str(), size, static_cast<long long>(batch), precision.c_str(),
