@@ -278,7 +278,6 @@ const AugmentFlag kAugmentFlags[] = {
      "random erasing: the rectangle's largest share of the image, 0.02 to 0.9"},
 };
 
-
 void DefineTrainingFlags(FlagSet& f) {
   f.String("data", "", "training folder, relative to the server's data root (required)");
   f.String("val-dir", "", "separate validation folder (then all of --data trains)");

@@ -537,7 +537,7 @@ def main():
                         help="retrain the reference side of the JSON's run, for the wall time its facet run took")
     parser.add_argument("--trial", action="append", default=[], metavar="NAME=FLAGS",
                         help="train the recipe with these facetctl flags added (repeat; the first is the baseline "
-                             "the others are paired with); writes --build's accuracy-trials.json")
+                             "the others are paired with); writes --trials-json")
     parser.add_argument("--trial-epochs", type=int, default=8, help="epochs of each --trial run")
     parser.add_argument("--trials-json", help="where --trial writes (default: --build's accuracy-trials.json)")
     args = parser.parse_args()
@@ -696,11 +696,12 @@ def parse_trials(specs):
     trials = []
     for spec in specs:
         name, sep, flags = spec.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise SystemExit(f"--trial '{spec}': expected NAME=FLAGS (FLAGS may be empty: the recipe as it is)")
         if any(name == other for other, _ in trials):
             raise SystemExit(f"--trial: the name '{name}' is given twice")
-        trials.append((name.strip(), shlex.split(flags)))
+        trials.append((name, shlex.split(flags)))
     return trials
 
 

@@ -92,7 +92,7 @@ class TrialsTest(unittest.TestCase):
                          [("recipe", []), ("light", ["--flip-probability", "1", "--max-warp", "0.1"])])
 
     def test_refuses_a_trial_without_a_name_or_a_name_given_twice(self):
-        for specs in (["--no-augment"], ["=--no-augment"], ["a=", "a=--no-augment"]):
+        for specs in (["--no-augment"], ["=--no-augment"], ["a=", "a=--no-augment"], ["a=", " a =--no-augment"]):
             with self.assertRaises(SystemExit, msg=str(specs)):
                 ra.parse_trials(specs)
 
