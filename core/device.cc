@@ -4,6 +4,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <malloc.h>
 
@@ -47,33 +48,60 @@ int ConfigureThreads(int threads) {
   return torch::get_num_threads();
 }
 
+namespace {
+
+// LibTorch 2.4 keys autocast's state by device type and deprecates the functions named after CUDA and the CPU, which
+// then warn at every call.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool AutocastEnabled(c10::DeviceType device) { return at::autocast::is_autocast_enabled(device); }
+void SetAutocastEnabled(c10::DeviceType device, bool enabled) { at::autocast::set_autocast_enabled(device, enabled); }
+c10::ScalarType AutocastDtype(c10::DeviceType device) { return at::autocast::get_autocast_dtype(device); }
+void SetAutocastDtype(c10::DeviceType device, c10::ScalarType dtype) {
+  at::autocast::set_autocast_dtype(device, dtype);
+}
+#else
+bool AutocastEnabled(c10::DeviceType device) {
+  return device == c10::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+void SetAutocastEnabled(c10::DeviceType device, bool enabled) {
+  if (device == c10::kCUDA) {
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+  }
+}
+c10::ScalarType AutocastDtype(c10::DeviceType device) {
+  return device == c10::kCUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void SetAutocastDtype(c10::DeviceType device, c10::ScalarType dtype) {
+  if (device == c10::kCUDA) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+}
+#endif
+
+}  // namespace
+
 BFloat16Autocast::BFloat16Autocast(const c10::Device& device, bool enabled)
     : enabled_(enabled), cuda_(device.is_cuda()), previous_dtype_(c10::ScalarType::Float) {
   if (!enabled_) return;
-  namespace ac = at::autocast;
-  was_enabled_ = cuda_ ? ac::is_enabled() : ac::is_cpu_enabled();
-  previous_dtype_ = cuda_ ? ac::get_autocast_gpu_dtype() : ac::get_autocast_cpu_dtype();
-  if (cuda_) {
-    ac::set_enabled(true);
-    ac::set_autocast_gpu_dtype(at::kBFloat16);
-  } else {
-    ac::set_cpu_enabled(true);
-    ac::set_autocast_cpu_dtype(at::kBFloat16);
-  }
-  ac::increment_nesting();
+  const c10::DeviceType type = cuda_ ? c10::kCUDA : c10::kCPU;
+  was_enabled_ = AutocastEnabled(type);
+  previous_dtype_ = AutocastDtype(type);
+  SetAutocastEnabled(type, true);
+  SetAutocastDtype(type, at::kBFloat16);
+  at::autocast::increment_nesting();
 }
 
 BFloat16Autocast::~BFloat16Autocast() {
   if (!enabled_) return;
-  namespace ac = at::autocast;
-  if (ac::decrement_nesting() == 0) ac::clear_cache();  // casts of the weights are cached while nested
-  if (cuda_) {
-    ac::set_enabled(was_enabled_);
-    ac::set_autocast_gpu_dtype(previous_dtype_);
-  } else {
-    ac::set_cpu_enabled(was_enabled_);
-    ac::set_autocast_cpu_dtype(previous_dtype_);
-  }
+  // Casts of the weights are cached while nested.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  const c10::DeviceType type = cuda_ ? c10::kCUDA : c10::kCPU;
+  SetAutocastEnabled(type, was_enabled_);
+  SetAutocastDtype(type, previous_dtype_);
 }
 
 void ConfigureAllocator() {

@@ -1,6 +1,7 @@
 #include "core/distributed/distributed_group.h"
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #ifdef FACET_HAVE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -62,9 +63,17 @@ void ValidateRendezvous(const RendezvousSettings& s) {
 
 bool DistributedTrainingAvailable() { return true; }
 
+// LibTorch 2.0 split c10d's ProcessGroup into a dispatcher over per-device Backends, which Gloo's and NCCL's groups
+// became; their collectives kept the signatures used here.
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveGroup = c10d::Backend;
+#else
+using CollectiveGroup = c10d::ProcessGroup;
+#endif
+
 struct DistributedGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<CollectiveGroup> group;
   c10::Device collective_device{c10::kCPU};  // NCCL reduces CUDA tensors only
 };
 
