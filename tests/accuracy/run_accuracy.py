@@ -23,6 +23,7 @@ usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting
                         | --trial recipe= --trial 'no-augment=--no-augment' ... --trial-epochs 8]
 """
 import argparse
+import atexit
 import json
 import math
 import os
@@ -135,13 +136,28 @@ def facet_predict(server, model_id, sample):
     return rows
 
 
+def snapshot_binaries(build):
+    """A copy of --build's facet-server and facetctl for this run to start, removed when it ends. A run takes an hour
+    or more, and rebuilding --build meanwhile replaces them under it: a trial once died running a facetctl that the
+    linker was still writing."""
+    binaries = tempfile.mkdtemp(prefix="facet-accuracy-bin-")
+    atexit.register(shutil.rmtree, binaries, True)
+    for folder, name in (("server", "facet-server"), ("client", "facetctl")):
+        source = os.path.join(build, folder, name)
+        if not os.path.isfile(source):
+            raise SystemExit(f"{source} is absent: build it first (make build)")
+        os.makedirs(os.path.join(binaries, folder))
+        shutil.copy2(source, os.path.join(binaries, folder, name))
+    return binaries
+
+
 def flip_average_predictions(args, model_id, tmp):
     """The same model served with --flip-average (each face averaged with its mirror image): test-time augmentation
     measured without training again."""
     data = os.path.join(tmp, "flip-data")
     os.makedirs(data, exist_ok=True)
     shutil.copy(os.path.join(tmp, "state", "models", model_id + ".pt"), os.path.join(data, "model.pt"))
-    server = Server(args.build, data, os.path.join(tmp, "state-flip"), ["--flip-average"])
+    server = Server(args.binaries, data, os.path.join(tmp, "state-flip"), ["--flip-average"])
     try:
         registered = subprocess.run(server.ctl + ["register", "model.pt"], check=True, stdout=subprocess.PIPE,
                                     text=True).stdout.split()[1]
@@ -561,6 +577,7 @@ def main():
         args.subset = ["--max-images", str(args.max_images)]
     if args.reference_only:
         return rerun_reference(args, json_path)
+    args.binaries = snapshot_binaries(args.build)
     if args.trial:
         return run_trials(args)
     if args.study_only:
@@ -573,7 +590,7 @@ def main():
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
     # The data root is utkface-train's parent; facetctl reads the sample's files itself and sends them to Predict.
-    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
     try:
         results["facet"] = train_facet(args, server, budget_s)
         if args.study:
@@ -669,7 +686,7 @@ def rerun_study(args, json_path):
     expected = results["facet"]["metrics"]["n"]
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
     runs, answers = {}, {}
     try:
         for name, extra in WEIGHTINGS:
@@ -718,7 +735,7 @@ def run_trials(args):
     results = {"epochs": args.trial_epochs, "recipe": read_recipe(), "machine": machine(), "trials": {}}
     warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    server = Server(args.build, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
     try:
         for name, flags in trials:
             run = train_facet_epochs(args, server, args.trial_epochs, flags, f"trial {name}")

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Unit tests of run_accuracy's scoring: the paired comparison and the strip/restore of per-face answers that
---rescore relies on. Needs no data, model or server."""
+"""Unit tests of run_accuracy: the paired comparison, the strip/restore of per-face answers that --rescore relies on,
+the trials' parsing and table, and the copy of the binaries a run starts. Needs no data, model or server."""
 import math
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -111,6 +112,35 @@ class TrialsTest(unittest.TestCase):
         # error of 1 / sqrt(3), the trial worse (z -1.7).
         self.assertTrue(rows[1].startswith("| no-augment | `--no-augment` | 9.0 | 3.00 | 33.3% | 66.7% |"), rows[1])
         self.assertTrue(rows[1].endswith("| -1.7 / -1.4 / 1.0 |"), rows[1])
+
+
+class SnapshotTest(unittest.TestCase):
+    def setUp(self):
+        self.build = tempfile.TemporaryDirectory()
+        for folder, name in (("server", "facet-server"), ("client", "facetctl")):
+            os.makedirs(os.path.join(self.build.name, folder))
+            with open(os.path.join(self.build.name, folder, name), "w") as f:
+                f.write(f"#!/bin/sh\necho {name}\n")
+            os.chmod(os.path.join(self.build.name, folder, name), 0o755)
+
+    def tearDown(self):
+        self.build.cleanup()
+
+    def test_a_rebuild_during_the_run_leaves_the_copies_it_runs_alone(self):
+        binaries = ra.snapshot_binaries(self.build.name)
+        self.assertNotEqual(os.path.realpath(binaries), os.path.realpath(self.build.name))
+        os.remove(os.path.join(self.build.name, "client", "facetctl"))  # what a relink does first
+        for folder, name in (("server", "facet-server"), ("client", "facetctl")):
+            copy = os.path.join(binaries, folder, name)
+            self.assertTrue(os.access(copy, os.X_OK), copy)
+            with open(copy) as f:
+                self.assertIn(name, f.read())
+
+    def test_a_missing_binary_is_named(self):
+        os.remove(os.path.join(self.build.name, "server", "facet-server"))
+        with self.assertRaises(SystemExit) as raised:
+            ra.snapshot_binaries(self.build.name)
+        self.assertIn("facet-server is absent", str(raised.exception))
 
 
 if __name__ == "__main__":
