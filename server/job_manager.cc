@@ -112,7 +112,8 @@ v1::Job JobManager::Submit(const v1::TrainingConfig& request) {
   }
   if (config.world_size > 1 && !DistributedTrainingAvailable()) {
     throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
-                      "world_size: this server was built without distributed training (no c10d Gloo headers)");
+                      "world_size: this server was built without distributed training (FACET_DISTRIBUTED=OFF, or "
+                      "no c10d Gloo headers)");
   }
   // Refuse now what could only fail later: folders without usable images, or too few for one batch.
   const ScanResult scan = ScanUtkFaceFolder(config.data_dir);
