@@ -85,13 +85,14 @@ void SetAutocastDtype(c10::DeviceType device, c10::ScalarType dtype) {
 }  // namespace
 
 BFloat16Autocast::BFloat16Autocast(const c10::Device& device, bool enabled)
-    : enabled_(enabled), cuda_(device.is_cuda()), previous_dtype_(c10::ScalarType::Float) {
+    : enabled_(enabled),
+      device_type_(device.is_cuda() ? c10::kCUDA : c10::kCPU),
+      previous_dtype_(c10::ScalarType::Float) {
   if (!enabled_) return;
-  const c10::DeviceType type = cuda_ ? c10::kCUDA : c10::kCPU;
-  was_enabled_ = AutocastEnabled(type);
-  previous_dtype_ = AutocastDtype(type);
-  SetAutocastEnabled(type, true);
-  SetAutocastDtype(type, at::kBFloat16);
+  was_enabled_ = AutocastEnabled(device_type_);
+  previous_dtype_ = AutocastDtype(device_type_);
+  SetAutocastEnabled(device_type_, true);
+  SetAutocastDtype(device_type_, at::kBFloat16);
   at::autocast::increment_nesting();
 }
 
@@ -99,9 +100,8 @@ BFloat16Autocast::~BFloat16Autocast() {
   if (!enabled_) return;
   // Casts of the weights are cached while nested.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  const c10::DeviceType type = cuda_ ? c10::kCUDA : c10::kCPU;
-  SetAutocastEnabled(type, was_enabled_);
-  SetAutocastDtype(type, previous_dtype_);
+  SetAutocastEnabled(device_type_, was_enabled_);
+  SetAutocastDtype(device_type_, previous_dtype_);
 }
 
 void ConfigureAllocator() {

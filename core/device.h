@@ -27,7 +27,8 @@ class BFloat16Autocast {
   BFloat16Autocast& operator=(const BFloat16Autocast&) = delete;
 
  private:
-  bool enabled_, cuda_, was_enabled_ = false;
+  bool enabled_, was_enabled_ = false;
+  c10::DeviceType device_type_;  // whose autocast state this sets: CUDA's, or the CPU's for any other device
   c10::ScalarType previous_dtype_;
 };
 
