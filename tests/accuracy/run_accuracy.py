@@ -153,11 +153,11 @@ def snapshot_binaries(build):
 
 def flip_average_predictions(args, model_id, tmp):
     """The same model served with --flip-average (each face averaged with its mirror image): test-time augmentation
-    measured without training again."""
-    data = os.path.join(tmp, "flip-data")
-    os.makedirs(data, exist_ok=True)
+    measured without training again. Its server's folders are the model's own, so that trials may call it in turn."""
+    data = os.path.join(tmp, "flip-data-" + model_id)
+    os.makedirs(data)
     shutil.copy(os.path.join(tmp, "state", "models", model_id + ".pt"), os.path.join(data, "model.pt"))
-    server = Server(args.binaries, data, os.path.join(tmp, "state-flip"), ["--flip-average"])
+    server = Server(args.binaries, data, os.path.join(tmp, "state-flip-" + model_id), ["--flip-average"])
     try:
         registered = subprocess.run(server.ctl + ["register", "model.pt"], check=True, stdout=subprocess.PIPE,
                                     text=True).stdout.split()[1]
@@ -743,11 +743,17 @@ def run_trials(args):
                 raise SystemExit(f"trial {name} answered {len(run['predictions'])} of {expected} sample faces")
             run["flags"] = flags
             run["metrics"] = metrics(run["predictions"])
+            run["predictions_flip"] = flip_average_predictions(args, run["job"]["model_id"], tmp)
+            if len(run["predictions_flip"]) != expected:
+                raise SystemExit(f"trial {name} flip-averaged answered {len(run['predictions_flip'])} of {expected} "
+                                 "sample faces")
+            run["metrics_flip"] = metrics(run["predictions_flip"])
             if results["trials"]:
                 baseline = next(iter(results["trials"].values()))
                 run["paired_with_baseline"] = paired(run["predictions"], baseline["predictions"])
             results["trials"][name] = run
-            log(f"trial {name}: {summary_line(run['metrics'])} in {run['train_wall_s'] / 60:.1f} min")
+            log(f"trial {name}: {summary_line(run['metrics'])} in {run['train_wall_s'] / 60:.1f} min; flip-averaged "
+                f"{summary_line(run['metrics_flip'])}")
             with open(path, "w") as out:
                 json.dump(results, out)
     finally:
@@ -763,8 +769,8 @@ def trials_table(results):
     lines = [f"{results['epochs']} epochs each, commit {results['machine'].get('commit', '?')}; paired z against "
              "the first row (positive: this row better).", "",
              "| trial | flags | minutes | age MAE | gender | ethnicity | gender ECE | ethnicity ECE | `other` recall "
-             "| paired z (age / gender / ethnicity) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| paired z (age / gender / ethnicity) | flip-averaged (age / gender / ethnicity) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, run in results["trials"].items():
         m = run["metrics"]
         other = m["groups"]["ethnicity"]["other"]
@@ -773,8 +779,15 @@ def trials_table(results):
         lines.append(f"| {name} | `{' '.join(run['flags'])}` | {run['train_wall_s'] / 60:.1f} | "
                      f"{m['age_mae_years']:.2f} | {m['gender_accuracy']:.1%} | {m['ethnicity_accuracy']:.1%} | "
                      f"{m['gender_ece']:.3f} | {m['ethnicity_ece']:.3f} | "
-                     f"{other.get('ethnicity_accuracy', 0):.0%} | {z} |")
+                     f"{other.get('ethnicity_accuracy', 0):.0%} | {z} | {flip_cell(run.get('metrics_flip'))} |")
     return "\n".join(lines)
+
+
+def flip_cell(m):
+    """A trial's flip-averaged figures; trials written before they were measured have none."""
+    if not m:
+        return "-"
+    return f"{m['age_mae_years']:.2f} / {m['gender_accuracy']:.1%} / {m['ethnicity_accuracy']:.1%}"
 
 
 def summary_line(m):

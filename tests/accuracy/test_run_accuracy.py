@@ -100,18 +100,21 @@ class TrialsTest(unittest.TestCase):
     def test_table_pairs_every_trial_with_the_first(self):
         baseline = [answer(FACES[0], 31, 1, 2), answer(FACES[1], 28, 1, 0), answer(FACES[2], 33, 1, 0)]
         other = [answer(FACES[0], 32, 1, 2), answer(FACES[1], 32, 0, 2), answer(FACES[2], 35, 0, 1)]
+        flipped = [answer(FACES[0], 30, 1, 2), answer(FACES[1], 28, 1, 2), answer(FACES[2], 34, 0, 2)]
+        # The baseline as a trial of an older JSON, which has no flip-averaged figures.
         runs = {"recipe": {"flags": [], "train_wall_s": 600, "metrics": ra.metrics(baseline)},
                 "no-augment": {"flags": ["--no-augment"], "train_wall_s": 540, "metrics": ra.metrics(other),
-                               "paired_with_baseline": ra.paired(other, baseline)}}
+                               "paired_with_baseline": ra.paired(other, baseline), "metrics_flip": ra.metrics(flipped)}}
         rows = ra.trials_table({"epochs": 8, "machine": {"commit": "abc"}, "trials": runs}).splitlines()[4:]
         self.assertEqual(len(rows), 2)
         self.assertTrue(rows[0].startswith("| recipe | `` | 10.0 | 2.00 | 100.0% | 33.3% |"), rows[0])
-        self.assertTrue(rows[0].endswith("| baseline |"), rows[0])
+        self.assertTrue(rows[0].endswith("| baseline | - |"), rows[0])
         # Against the baseline: gender 0 faces only this trial got right, 2 only the baseline (z -1.4); ethnicity
         # 1 against 0 (z 1.0); age errors 2, 2, 5 against 1, 2, 3: differences 1, 0, 2, mean 1 over a standard
         # error of 1 / sqrt(3), the trial worse (z -1.7).
         self.assertTrue(rows[1].startswith("| no-augment | `--no-augment` | 9.0 | 3.00 | 33.3% | 66.7% |"), rows[1])
-        self.assertTrue(rows[1].endswith("| -1.7 / -1.4 / 1.0 |"), rows[1])
+        # Flip-averaged: age errors 0, 2, 4 (mean 2.00), gender 2 of 3, ethnicity 3 of 3.
+        self.assertTrue(rows[1].endswith("| -1.7 / -1.4 / 1.0 | 2.00 / 66.7% / 100.0% |"), rows[1])
 
 
 class SnapshotTest(unittest.TestCase):
