@@ -166,6 +166,13 @@ def flip_average_predictions(args, model_id, tmp):
         server.stop()
 
 
+def require_every_face(who, answered, expected):
+    """Stops the run unless `who` answered every labelled sample face: metrics over part of the sample would read as
+    figures for all of it."""
+    if answered != expected:
+        raise SystemExit(f"{who} answered {answered} of {expected} sample faces")
+
+
 def warm_page_cache(folder):
     """Reads every file once, so that the first probe does not pay for the disk while the later ones do not."""
     for name in os.listdir(folder):
@@ -614,8 +621,7 @@ def main():
     # Both sides must have answered every labelled face of the sample, and facet with an interval each.
     expected = labelled_sample_faces(args)
     for side in ("facet", "reference"):
-        if results[side]["metrics"]["n"] != expected:
-            raise SystemExit(f"{side} answered {results[side]['metrics']['n']} of {expected} sample faces")
+        require_every_face(side, results[side]["metrics"]["n"], expected)
     if "age_interval_coverage" not in results["facet"]["metrics"]:
         raise SystemExit("facet's answers carry no age interval")
     if not args.study:
@@ -693,8 +699,7 @@ def rerun_study(args, json_path):
             run = train_facet_epochs(args, server, args.study_epochs, extra, f"study {name}")
             predictions = run.pop("predictions")
             answers[name] = {"predictions": predictions}
-            if len(predictions) != expected:
-                raise SystemExit(f"study {name} answered {len(predictions)} of {expected} sample faces")
+            require_every_face(f"study {name}", len(predictions), expected)
             run["metrics"] = metrics(predictions)
             runs[name] = run
             log(f"study {name}: {summary_line(run['metrics'])}")
@@ -739,14 +744,11 @@ def run_trials(args):
     try:
         for name, flags in trials:
             run = train_facet_epochs(args, server, args.trial_epochs, flags, f"trial {name}")
-            if len(run["predictions"]) != expected:
-                raise SystemExit(f"trial {name} answered {len(run['predictions'])} of {expected} sample faces")
+            require_every_face(f"trial {name}", len(run["predictions"]), expected)
             run["flags"] = flags
             run["metrics"] = metrics(run["predictions"])
             run["predictions_flip"] = flip_average_predictions(args, run["job"]["model_id"], tmp)
-            if len(run["predictions_flip"]) != expected:
-                raise SystemExit(f"trial {name} flip-averaged answered {len(run['predictions_flip'])} of {expected} "
-                                 "sample faces")
+            require_every_face(f"trial {name} flip-averaged", len(run["predictions_flip"]), expected)
             run["metrics_flip"] = metrics(run["predictions_flip"])
             if results["trials"]:
                 baseline = next(iter(results["trials"].values()))
@@ -856,9 +858,7 @@ def rerun_reference(args, json_path):
     shutil.rmtree(tmp, ignore_errors=True)
     predictions = reference.pop("predictions")
     reference["metrics"] = metrics(predictions)
-    if reference["metrics"]["n"] != results["reference"]["metrics"]["n"]:
-        raise SystemExit(f"the reference answered {reference['metrics']['n']} of "
-                         f"{results['reference']['metrics']['n']} sample faces")
+    require_every_face("the reference", reference["metrics"]["n"], results["reference"]["metrics"]["n"])
     reference["machine"] = machine()
     replaced = results["reference"]
     results["reference_replaced"] = {k: replaced[k] for k in ("epochs", "train_wall_s", "metrics") if k in replaced}

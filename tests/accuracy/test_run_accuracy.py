@@ -117,6 +117,14 @@ class TrialsTest(unittest.TestCase):
         self.assertTrue(rows[1].endswith("| -1.7 / -1.4 / 1.0 | 2.00 / 66.7% / 100.0% |"), rows[1])
 
 
+class EveryFaceTest(unittest.TestCase):
+    def test_a_run_that_missed_faces_is_named_with_its_count(self):
+        ra.require_every_face("trial recipe", 1500, 1500)
+        with self.assertRaises(SystemExit) as raised:
+            ra.require_every_face("trial recipe flip-averaged", 1499, 1500)
+        self.assertEqual(str(raised.exception), "trial recipe flip-averaged answered 1499 of 1500 sample faces")
+
+
 class SnapshotTest(unittest.TestCase):
     def setUp(self):
         self.build = tempfile.TemporaryDirectory()
