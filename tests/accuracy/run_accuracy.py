@@ -24,6 +24,7 @@ usage: run_accuracy.py [--minutes 45] [--build build-release] [--study weighting
 """
 import argparse
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -171,6 +172,18 @@ def require_every_face(who, answered, expected):
     figures for all of it."""
     if answered != expected:
         raise SystemExit(f"{who} answered {answered} of {expected} sample faces")
+
+
+@contextlib.contextmanager
+def training_server(args, tmp):
+    """A facet-server for training runs, stopped on leaving: --data's pages warmed first, its data root --data's
+    parent (facetctl reads the sample's files itself and sends them to Predict), its state under `tmp`."""
+    warm_page_cache(args.data)
+    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def warm_page_cache(folder):
@@ -526,8 +539,8 @@ def report(results, out_path):
         for name, s in study["runs"].items():
             mm = s["metrics"]
             lv = s["job"]["history"][-1].get("log_variances", [])
-            w(f"| {name} | {s['epochs']} | {mm['age_mae_years']:.2f} | {mm['gender_accuracy']:.1%} | "
-              f"{mm['ethnicity_accuracy']:.1%} | {', '.join(f'{x:.2f}' for x in lv) or '-'} |")
+            w(f"| {name} | {s['epochs']} | {' | '.join(task_figures(mm))} | "
+              f"{', '.join(f'{x:.2f}' for x in lv) or '-'} |")
         w("")
     notes = os.path.join(HERE, "notes.md")
     if os.path.exists(notes):
@@ -594,11 +607,8 @@ def main():
     budget_s = args.minutes * 60
     results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": BUDGETED}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    warm_page_cache(args.data)
     tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    # The data root is utkface-train's parent; facetctl reads the sample's files itself and sends them to Predict.
-    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
-    try:
+    with training_server(args, tmp) as server:
         results["facet"] = train_facet(args, server, budget_s)
         if args.study:
             study_s = (args.study_minutes or args.minutes) * 60
@@ -612,14 +622,14 @@ def main():
                     epochs = round(results["facet"]["epochs"] * study_s / budget_s)
                     runs[name] = train_facet_epochs(args, server, max(1, epochs), extra, label=f"study {name}")
             results["weighting_study"] = {"minutes": study_s / 60, "runs": runs}
-    finally:
-        server.stop()
+    expected = labelled_sample_faces(args)
     results["facet"]["predictions_flip"] = flip_average_predictions(args, results["facet"]["job"]["model_id"], tmp)
+    # Checked before the reference's hour of training, as the trials check theirs.
+    require_every_face("facet flip-averaged", len(results["facet"]["predictions_flip"]), expected)
     # The same time for both: facet's measured wall time, not the budget it aimed at.
     results["reference"] = train_reference(args, results["facet"]["train_wall_s"], tmp)
     score(results)
     # Both sides must have answered every labelled face of the sample, and facet with an interval each.
-    expected = labelled_sample_faces(args)
     for side in ("facet", "reference"):
         require_every_face(side, results[side]["metrics"]["n"], expected)
     if "age_interval_coverage" not in results["facet"]["metrics"]:
@@ -690,11 +700,8 @@ def rerun_study(args, json_path):
         raise SystemExit(f"{json_path} is absent: --study-only adds a study to an earlier run's results")
     results = json.load(open(json_path))
     expected = results["facet"]["metrics"]["n"]
-    warm_page_cache(args.data)
-    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
     runs, answers = {}, {}
-    try:
+    with tempfile.TemporaryDirectory(prefix="facet-accuracy-") as tmp, training_server(args, tmp) as server:
         for name, extra in WEIGHTINGS:
             run = train_facet_epochs(args, server, args.study_epochs, extra, f"study {name}")
             predictions = run.pop("predictions")
@@ -703,9 +710,6 @@ def rerun_study(args, json_path):
             run["metrics"] = metrics(predictions)
             runs[name] = run
             log(f"study {name}: {summary_line(run['metrics'])}")
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     results["weighting_study"] = {"minutes": sum(r["train_wall_s"] for r in runs.values()) / len(runs) / 60,
                                   "fixed_epochs": args.study_epochs, "runs": runs, "recipe": read_recipe(),
                                   "commit": machine().get("commit", "?")}
@@ -738,10 +742,7 @@ def run_trials(args):
     expected = labelled_sample_faces(args)
     path = args.trials_json or os.path.join(args.build, "accuracy-trials.json")
     results = {"epochs": args.trial_epochs, "recipe": read_recipe(), "machine": machine(), "trials": {}}
-    warm_page_cache(args.data)
-    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
-    server = Server(args.binaries, os.path.dirname(args.data), os.path.join(tmp, "state"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="facet-accuracy-") as tmp, training_server(args, tmp) as server:
         for name, flags in trials:
             run = train_facet_epochs(args, server, args.trial_epochs, flags, f"trial {name}")
             require_every_face(f"trial {name}", len(run["predictions"]), expected)
@@ -758,9 +759,6 @@ def run_trials(args):
                 f"{summary_line(run['metrics_flip'])}")
             with open(path, "w") as out:
                 json.dump(results, out)
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     log(f"wrote {path}")
     print(trials_table(results))
     return 0
@@ -779,22 +777,24 @@ def trials_table(results):
         pair = run.get("paired_with_baseline")
         z = " / ".join(f"{pair[t]['z']:.1f}" for t in ("age", "gender", "ethnicity")) if pair else "baseline"
         lines.append(f"| {name} | `{' '.join(run['flags'])}` | {run['train_wall_s'] / 60:.1f} | "
-                     f"{m['age_mae_years']:.2f} | {m['gender_accuracy']:.1%} | {m['ethnicity_accuracy']:.1%} | "
+                     f"{' | '.join(task_figures(m))} | "
                      f"{m['gender_ece']:.3f} | {m['ethnicity_ece']:.3f} | "
                      f"{other.get('ethnicity_accuracy', 0):.0%} | {z} | {flip_cell(run.get('metrics_flip'))} |")
     return "\n".join(lines)
 
 
+def task_figures(m):
+    """The three task figures of `metrics` as printed everywhere: age MAE, gender and ethnicity accuracy."""
+    return f"{m['age_mae_years']:.2f}", f"{m['gender_accuracy']:.1%}", f"{m['ethnicity_accuracy']:.1%}"
+
+
 def flip_cell(m):
     """A trial's flip-averaged figures; trials written before they were measured have none."""
-    if not m:
-        return "-"
-    return f"{m['age_mae_years']:.2f} / {m['gender_accuracy']:.1%} / {m['ethnicity_accuracy']:.1%}"
+    return " / ".join(task_figures(m)) if m else "-"
 
 
 def summary_line(m):
-    return (f"age MAE {m['age_mae_years']:.2f} y, gender {m['gender_accuracy']:.1%}, "
-            f"ethnicity {m['ethnicity_accuracy']:.1%}")
+    return "age MAE {} y, gender {}, ethnicity {}".format(*task_figures(m))
 
 
 def carry_study(results, json_path):
