@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 namespace v1 = facet::v1;
 using facet::AugmentOptions;
 using facet::FlagSet;
+using facet::StrengthRange;
 using facet::client::FacetClient;
 using facet::client::RpcError;
 
@@ -253,30 +254,39 @@ struct AugmentFlag {
   double AugmentOptions::*option;
   void (v1::AugmentConfig::*set)(double);
   const char* help;
+  const StrengthRange* range;  // what the server accepts, printed after `help`; null for a probability
 };
 const AugmentFlag kAugmentFlags[] = {
     {"flip-probability", &AugmentOptions::flip_probability, &v1::AugmentConfig::set_flip_probability,
-     "augmentation: share of training images mirrored left to right"},
+     "augmentation: share of training images mirrored left to right", nullptr},
     {"rotate-probability", &AugmentOptions::rotate_probability, &v1::AugmentConfig::set_rotate_probability,
-     "augmentation: share of training images rotated"},
+     "augmentation: share of training images rotated", nullptr},
     {"max-rotate-degrees", &AugmentOptions::max_rotate_degrees, &v1::AugmentConfig::set_max_rotate_degrees,
-     "augmentation: the largest rotation, either way (0 to 90)"},
+     "augmentation: the largest rotation in degrees, either way", &facet::kMaxRotateDegreesRange},
     {"zoom-probability", &AugmentOptions::zoom_probability, &v1::AugmentConfig::set_zoom_probability,
-     "augmentation: share of training images zoomed in"},
-    {"max-zoom", &AugmentOptions::max_zoom, &v1::AugmentConfig::set_max_zoom, "augmentation: the largest zoom (1 to 3)"},
+     "augmentation: share of training images zoomed in", nullptr},
+    {"max-zoom", &AugmentOptions::max_zoom, &v1::AugmentConfig::set_max_zoom, "augmentation: the largest zoom",
+     &facet::kMaxZoomRange},
     {"warp-probability", &AugmentOptions::warp_probability, &v1::AugmentConfig::set_warp_probability,
-     "augmentation: share of training images given a perspective warp"},
+     "augmentation: share of training images given a perspective warp", nullptr},
     {"max-warp", &AugmentOptions::max_warp, &v1::AugmentConfig::set_max_warp,
-     "augmentation: the largest warp, in normalised coordinates (0 to 0.5)"},
+     "augmentation: the largest warp, in normalised coordinates", &facet::kMaxWarpRange},
     {"lighting-probability", &AugmentOptions::lighting_probability, &v1::AugmentConfig::set_lighting_probability,
-     "augmentation: share of training images with brightness and contrast changed"},
+     "augmentation: share of training images with brightness and contrast changed", nullptr},
     {"max-lighting", &AugmentOptions::max_lighting, &v1::AugmentConfig::set_max_lighting,
-     "augmentation: the largest brightness and contrast change (0 to 0.9)"},
+     "augmentation: the largest brightness and contrast change", &facet::kMaxLightingRange},
     {"erase-probability", &AugmentOptions::erase_probability, &v1::AugmentConfig::set_erase_probability,
-     "random erasing: the share of training images with a rectangle set to the mean colour (0: off)"},
+     "random erasing: the share of training images with a rectangle set to the mean colour (0: off)", nullptr},
     {"max-erase-area", &AugmentOptions::max_erase_area, &v1::AugmentConfig::set_max_erase_area,
-     "random erasing: the rectangle's largest share of the image, 0.02 to 0.9"},
+     "random erasing: the rectangle's largest share of the image", &facet::kMaxEraseAreaRange},
 };
+
+std::string AugmentHelp(const AugmentFlag& a) {
+  if (!a.range) return a.help;
+  char range[64];
+  std::snprintf(range, sizeof range, " (%g to %g)", a.range->lo, a.range->hi);
+  return a.help + std::string(range);
+}
 
 void DefineTrainingFlags(FlagSet& f) {
   f.String("data", "", "training folder, relative to the server's data root (required)");
@@ -309,7 +319,7 @@ void DefineTrainingFlags(FlagSet& f) {
   f.Double("mixup-alpha", 0.0, "0 to 10: blend each training image with another of its batch, and their labels' "
            "losses, by a share drawn from Beta(X, X) (e.g. 0.2); 0 (off) no blending");
   f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
-  for (const auto& a : kAugmentFlags) f.Double(a.name, AugmentOptions{}.*a.option, a.help);
+  for (const auto& a : kAugmentFlags) f.Double(a.name, AugmentOptions{}.*a.option, AugmentHelp(a));
   f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
   f.Int("workers", 2, "decode/augment threads");

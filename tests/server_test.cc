@@ -434,6 +434,7 @@ TEST_F(ServerTest, FacetctlSetsEveryAugmentationStrengthAndShowsItInTheJob) {
   // Unset flags keep the server's defaults, which --help shows; a strength outside the augmenter's range is refused.
   ASSERT_EQ(testing::RunCommand(ctl + "train --help", &out), 0) << out;
   EXPECT_NE(out.find("--max-rotate-degrees"), std::string::npos) << out;
+  EXPECT_NE(out.find("the largest warp, in normalised coordinates (0 to 0.5)"), std::string::npos) << out;
   EXPECT_EQ(testing::RunCommand(ctl + tiny + "--max-warp 0.7", &out), 1) << out;
   EXPECT_NE(out.find("INVALID_ARGUMENT: augment.max_warp"), std::string::npos) << out;
   EXPECT_EQ(testing::RunCommand(ctl + tiny + "--no-augment --watch", &out), 0) << out;

@@ -24,6 +24,19 @@ struct AugmentOptions {
 // The smallest rectangle random erasing draws, as a share of the image (torchvision's RandomErasing).
 inline constexpr double kMinEraseArea = 0.02;
 
+// The strengths the augmenter accepts: ValidateAugmentOptions enforces them and facetctl's --help prints them. The
+// lower bounds of zoom and erased area are where the augmenter's draws start (zoom 1, an erased area of 2%): below
+// them a draw's interval would be empty.
+struct StrengthRange {
+  double lo;
+  double hi;
+};
+inline constexpr StrengthRange kMaxRotateDegreesRange{0.0, 90.0};
+inline constexpr StrengthRange kMaxZoomRange{1.0, 3.0};
+inline constexpr StrengthRange kMaxWarpRange{0.0, 0.5};
+inline constexpr StrengthRange kMaxLightingRange{0.0, 0.9};
+inline constexpr StrengthRange kMaxEraseAreaRange{kMinEraseArea, 0.9};
+
 // Throws std::invalid_argument("augment.<field>: ...") for a probability outside [0, 1] or a strength outside what
 // the augmenter can draw from (NaN included). The Augmenter checks its options with it, and so does
 // ValidateTrainingConfig.
