@@ -137,12 +137,19 @@ def facet_predict(server, model_id, sample):
     return rows
 
 
+def scratch_dir(prefix="facet-accuracy-"):
+    """A temporary folder removed when the run ends, whether it succeeds or fails (a failed run's model checkpoints
+    would otherwise stay in /tmp)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def snapshot_binaries(build):
     """A copy of --build's facet-server and facetctl for this run to start, removed when it ends. A run takes an hour
     or more, and rebuilding --build meanwhile replaces them under it: a trial once died running a facetctl that the
     linker was still writing."""
-    binaries = tempfile.mkdtemp(prefix="facet-accuracy-bin-")
-    atexit.register(shutil.rmtree, binaries, True)
+    binaries = scratch_dir("facet-accuracy-bin-")
     for folder, name in (("server", "facet-server"), ("client", "facetctl")):
         source = os.path.join(build, folder, name)
         if not os.path.isfile(source):
@@ -607,7 +614,7 @@ def main():
     budget_s = args.minutes * 60
     results = {"minutes": args.minutes, "n_images": args.n_images, "recipe": read_recipe(), "probe": BUDGETED}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
+    tmp = scratch_dir()
     with training_server(args, tmp) as server:
         results["facet"] = train_facet(args, server, budget_s)
         if args.study:
@@ -637,7 +644,6 @@ def main():
     if not args.study:
         carry_study(results, json_path)
     results["machine"] = machine()
-    shutil.rmtree(tmp, ignore_errors=True)
     write_predictions(args, strip_predictions(results))
     return write_results(results, args, json_path)
 
@@ -701,7 +707,7 @@ def rerun_study(args, json_path):
     results = json.load(open(json_path))
     expected = results["facet"]["metrics"]["n"]
     runs, answers = {}, {}
-    with tempfile.TemporaryDirectory(prefix="facet-accuracy-") as tmp, training_server(args, tmp) as server:
+    with training_server(args, scratch_dir()) as server:
         for name, extra in WEIGHTINGS:
             run = train_facet_epochs(args, server, args.study_epochs, extra, f"study {name}")
             predictions = run.pop("predictions")
@@ -742,7 +748,8 @@ def run_trials(args):
     expected = labelled_sample_faces(args)
     path = args.trials_json or os.path.join(args.build, "accuracy-trials.json")
     results = {"epochs": args.trial_epochs, "recipe": read_recipe(), "machine": machine(), "trials": {}}
-    with tempfile.TemporaryDirectory(prefix="facet-accuracy-") as tmp, training_server(args, tmp) as server:
+    tmp = scratch_dir()
+    with training_server(args, tmp) as server:
         for name, flags in trials:
             run = train_facet_epochs(args, server, args.trial_epochs, flags, f"trial {name}")
             require_every_face(f"trial {name}", len(run["predictions"]), expected)
@@ -851,11 +858,9 @@ def rerun_reference(args, json_path):
     if results["n_images"] != args.n_images:
         raise SystemExit(f"{json_path} was trained on {results['n_images']} faces, --data holds {args.n_images}")
     warm_page_cache(args.data)
-    tmp = tempfile.mkdtemp(prefix="facet-accuracy-")
     earlier = results["reference"]["run"]["epochs"]
-    reference = train_reference(args, results["facet"]["train_wall_s"], tmp,
+    reference = train_reference(args, results["facet"]["train_wall_s"], scratch_dir(),
                                 epoch_s=sum(e["epoch_s"] for e in earlier) / len(earlier))
-    shutil.rmtree(tmp, ignore_errors=True)
     predictions = reference.pop("predictions")
     reference["metrics"] = metrics(predictions)
     require_every_face("the reference", reference["metrics"]["n"], results["reference"]["metrics"]["n"])
