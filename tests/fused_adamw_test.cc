@@ -86,8 +86,8 @@ TEST(FusedAdamW, UpdatesLikeLibTorchsAdamW) {
   EXPECT_LT(MaxRelativeDifference(fused_now, plain_now, start), 1e-4);
   // And the moments and step counts, which a checkpoint carries.
   for (size_t i = 0; i < fused_params.size(); ++i) {
-    const auto key = c10::guts::to_string(fused_params[i].unsafeGetTensorImpl());
-    const auto plain_key = c10::guts::to_string(plain_params[i].unsafeGetTensorImpl());
+    const auto key = OptimizerStateKey(fused.state(), fused_params[i]);
+    const auto plain_key = OptimizerStateKey(plain.state(), plain_params[i]);
     const auto& a = static_cast<torch::optim::AdamWParamState&>(*fused.state().at(key));
     const auto& b = static_cast<torch::optim::AdamWParamState&>(*plain.state().at(plain_key));
     EXPECT_EQ(a.step(), b.step()) << "parameter " << i;

@@ -105,6 +105,12 @@ std::unique_ptr<DistributedGroup> DistributedGroup::Join(const RendezvousSetting
   store_options.numWorkers = s.world_size;
   store_options.waitWorkers = true;  // rank 0 returns once every rank has connected, or throws at the timeout
   store_options.timeout = s.rendezvous_timeout;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  // From 2.4 the store defaults to its libuv server, which LibTorch builds without libuv (Debian's among them)
+  // refuse at run time ("Libuv not available"); the classic server is in every build and is plenty for a
+  // rendezvous of a few ranks.
+  store_options.useLibUV = false;
+#endif
   try {
     impl->store = c10::make_intrusive<c10d::TCPStore>(s.master_addr, store_options);
   } catch (const std::exception& e) {

@@ -2,6 +2,9 @@
 
 #include "core/file_util.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include <set>
@@ -98,7 +101,25 @@ TensorMap ReadTensorFile(const std::string& path) {
 void WriteTensorFile(const std::string& path, const TensorMap& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [key, tensor] : tensors) dict.insert(key, tensor.detach().to(torch::kCPU).contiguous());
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  // torch::pickle_save's archive, less its type tag: pickle_save wraps every dict in
+  // torch.jit._pickle.restore_type_tag, which torch.load refuses by default from PyTorch 2.6 (weights_only=True).
+  // Untagged, the file holds only a dict, strings and tensors, so that any torch.load reads it as it is, and
+  // torch::pickle_load still does.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* data, size_t size) { pickle.insert(pickle.end(), data, data + size); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::vector<char> bytes;
+  caffe2::serialize::PyTorchStreamWriter archive([&](const void* data, size_t size) {
+    const char* chars = static_cast<const char*>(data);
+    bytes.insert(bytes.end(), chars, chars + size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), archive);
+  archive.writeEndOfFile();
   WriteFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
 }
 

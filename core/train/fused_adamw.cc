@@ -5,30 +5,13 @@
 #include <torch/utils.h>
 
 #include <cmath>
-#include <sstream>
 #include <string>
-#include <type_traits>
 
 namespace facet {
 namespace {
 
 using torch::optim::AdamWOptions;
 using torch::optim::AdamWParamState;
-
-// AdamW's own state key for a parameter (adamw.cpp), so that states and checkpoints are shared with it: the address
-// of the parameter's TensorImpl, as text in LibTorch 1.x (what c10::guts::to_string writes for a pointer) and as the
-// pointer itself in 2.x. The key type is read off the optimizer's state map, so that both compile.
-template <typename StateMap>
-typename StateMap::key_type StateKey(const StateMap&, const torch::Tensor& p) {
-  using Key = typename StateMap::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream text;
-    text << p.unsafeGetTensorImpl();
-    return text.str();
-  } else {
-    return p.unsafeGetTensorImpl();
-  }
-}
 
 bool SameDenseLayout(const torch::Tensor& a, const torch::Tensor& b) {
   return b.defined() && b.device() == a.device() && b.scalar_type() == a.scalar_type() && b.strides() == a.strides();
@@ -69,7 +52,7 @@ bool FusedAdamW::CanFuse() {
           grad.is_sparse() || !SameDenseLayout(p, grad)) {
         return false;
       }
-      auto it = state_.find(StateKey(state_, p));
+      auto it = state_.find(OptimizerStateKey(state_, p));
       if (it != state_.end()) {
         const auto& state = static_cast<AdamWParamState&>(*it->second);
         if (!SameDenseLayout(p, state.exp_avg()) || !SameDenseLayout(p, state.exp_avg_sq())) return false;
@@ -97,7 +80,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     for (auto& p : group.params()) {
       const auto& grad = p.grad();
       if (!grad.defined()) continue;
-      auto& slot = state_[StateKey(state_, p)];
+      auto& slot = state_[OptimizerStateKey(state_, p)];
       if (!slot) {
         auto state = std::make_unique<AdamWParamState>();
         state->step(0);

@@ -9,9 +9,27 @@
 
 #include <torch/optim/adamw.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace facet {
+
+// The key of a parameter's entry in a LibTorch optimizer's state(): the address of the parameter's TensorImpl, as
+// text in LibTorch 1.x (what c10::guts::to_string wrote for a pointer; 2.x removed that function) and as the pointer
+// itself in 2.x. The key type is read off the optimizer's state map, so that both compile.
+template <typename StateMap>
+typename StateMap::key_type OptimizerStateKey(const StateMap&, const torch::Tensor& p) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;
+    text << p.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
 
 class FusedAdamW : public torch::optim::AdamW {
  public:
