@@ -83,6 +83,8 @@ struct Metrics::State {
   std::unique_ptr<prometheus::Exposer> exposer;
   std::mutex mutex;  // guards the label maps below and the families' Add/Remove
 
+  prometheus::Family<prometheus::Gauge>& server_info = BuildGauge().Name("facet_server_info")
+      .Help("1, labelled with facet's version, LibTorch's version and the device models run on").Register(*registry);
   prometheus::Family<prometheus::Gauge>& jobs = BuildGauge().Name("facet_training_jobs")
       .Help("Training jobs by state").Register(*registry);
   prometheus::Family<prometheus::Gauge>& train_loss = BuildGauge().Name("facet_job_train_loss")
@@ -233,6 +235,12 @@ void Metrics::RecordQueueTime(double seconds) { state_->queue_time.Observe(secon
 void Metrics::RecordBatch(int batch_size, double compute_seconds) {
   state_->batch_size.Observe(batch_size);
   state_->compute_time.Observe(compute_seconds);
+}
+
+void Metrics::SetServerInfo(const std::string& version, const std::string& libtorch_version,
+                            const std::string& device) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->server_info.Add({{"version", version}, {"libtorch", libtorch_version}, {"device", device}}).Set(1);
 }
 
 void Metrics::SetActiveModel(const std::string& model_id) {

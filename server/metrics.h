@@ -17,6 +17,9 @@ class Metrics {
   explicit Metrics(const std::string& address);
   ~Metrics();
 
+  // facet_server_info{version, libtorch, device} 1: what this process runs on ("cuda:0" when a GPU serves).
+  void SetServerInfo(const std::string& version, const std::string& libtorch_version, const std::string& device);
+
   // Training.
   void SetJobCounts(const std::vector<std::pair<v1::JobState, int64_t>>& counts);
   void RecordEpoch(const std::string& job_id, const v1::EpochMetrics& epoch);

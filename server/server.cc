@@ -3,12 +3,14 @@
 #include "server/tls_material.h"
 
 #include "core/device.h"
+#include "facet_version.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 
 #include <grpcpp/security/server_credentials.h>
 
@@ -40,6 +42,7 @@ std::string EffectiveListenAddress(const ServerOptions& options) {
 FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   fs::create_directories(options.state_dir);
   metrics_ = std::make_unique<Metrics>(options.metrics_address);
+  metrics_->SetServerInfo(FACET_VERSION, TORCH_VERSION, ResolveDevice(options.device).str());
   store_ = std::make_unique<JobStore>((fs::path(options.state_dir) / "facet.db").string());
   data_root_ = std::make_unique<DataRoot>(options.data_root);
   ConfigureThreads(options.threads);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <torch/version.h>
 
 #include <atomic>
 #include <csignal>
@@ -365,7 +366,9 @@ TEST_F(ServerTest, MetricsEndpointExposesTrainingAndServingMetrics) {
         "facet_job_validation_calibration_error_ratio{job_id=\"" + first_job_->id() + "\",task=\"gender\"}",
         "facet_job_task_effective_weight", "facet_job_images_per_second", "facet_predict_requests_total{code=\"OK\"}",
         "facet_predict_latency_seconds_bucket", "facet_predict_queue_seconds_bucket", "facet_predict_batch_size_bucket",
-        "facet_active_model_info{model_id=\"" + first_job_->model_id() + "\"} 1", "facet_predict_images_total"}) {
+        "facet_active_model_info{model_id=\"" + first_job_->model_id() + "\"} 1", "facet_predict_images_total",
+        // The server runs on the CPU here; a GPU host shows device="cuda" (or "cuda:N") instead.
+        "facet_server_info{device=\"cpu\",libtorch=\"" + std::string(TORCH_VERSION) + "\",version=\""}) {
     EXPECT_NE(text.find(needle), std::string::npos) << needle;
   }
   std::string promtool;
