@@ -21,7 +21,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 RELEASE_DIR ?= build-release
 
 .PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench \
-	bench-distributed accuracy accuracy-study accuracy-study-only release-build
+	bench-distributed accuracy accuracy-study accuracy-study-only release-build test-debian13 test-deploy check-cuda-build
 
 all: build
 
@@ -29,7 +29,8 @@ deps:
 	@bash deploy/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DFACET_FUZZ_BUILD_DIR=$(CURDIR)/$(SANITIZE_DIR) $(CMAKE_FLAGS)
 
 build: configure
 	@cmake --build $(BUILD_DIR)
@@ -89,6 +90,24 @@ accuracy-study-only: release-build
 SOAK_SECONDS ?= 300
 soak: build
 	@/usr/bin/python3 tests/soak/soak.py --build $(BUILD_DIR) --seconds $(SOAK_SECONDS)
+
+# The whole of `make test` on Debian 13 (trixie: LibTorch 2.6, gcc 14, clang 19) in a chroot made from Debian's
+# packages alone (tests/debian13/chroot.sh; made on first use, kept in DEBIAN13_ROOT). Not part of `make test`.
+DEBIAN13_ROOT ?= /var/tmp/facet-debian13
+test-debian13:
+	@bash tests/debian13/chroot.sh $(DEBIAN13_ROOT) \
+	  'make test BUILD_DIR=build-debian13 SANITIZE_DIR=build-debian13-sanitize CMAKE_FLAGS="$(CMAKE_FLAGS)"'
+
+# facet-server and the core tests compiled and linked against Debian 13's CUDA LibTorch with NCCL, in a chroot of its
+# own (CUDA LibTorch and the CPU one do not install side by side); no GPU or cuDNN needed. Not in `make test`.
+DEBIAN13_CUDA_ROOT ?= /var/tmp/facet-debian13-cuda
+check-cuda-build:
+	@bash tests/debian13/chroot.sh $(DEBIAN13_CUDA_ROOT) 'bash tests/debian13/cuda_build_check.sh build-debian13-cuda'
+
+# The real images and the real docker-compose.yml, driven from the host: build, up, train through a restart and a
+# SIGKILL, predict, metrics, down (tests/deploy/container_test.py). Starts Docker only if none runs. Not in `make test`.
+test-deploy: deps
+	@/usr/bin/python3 tests/deploy/container_test.py
 
 demo: build
 	@bash deploy/demo.sh $(BUILD_DIR)
