@@ -6,8 +6,6 @@ CTEST_JOBS ?= 2
 
 ASAN_OPTIONS_TESTS := detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
 
-# ccache must tolerate precompiled headers, or every file misses the cache.
-export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 # Relative paths in the cache key, so that another checkout of the same commit (CI's clean clone) hits the cache.
 export CCACHE_BASEDIR := $(CURDIR)
 
@@ -106,8 +104,10 @@ check-cuda-build:
 
 # The real images and the real docker-compose.yml, driven from the host: build, up, train through a restart and a
 # SIGKILL, predict, metrics, down (tests/deploy/container_test.py). Starts Docker only if none runs. Not in `make test`.
+# DEPLOY_TEST_FLAGS: e.g. --cold (measure a build from nothing), --json FILE, --keep (container_test.py --help).
+DEPLOY_TEST_FLAGS ?=
 test-deploy: deps
-	@/usr/bin/python3 tests/deploy/container_test.py
+	@/usr/bin/python3 tests/deploy/container_test.py $(DEPLOY_TEST_FLAGS)
 
 demo: build
 	@bash deploy/demo.sh $(BUILD_DIR)
