@@ -21,5 +21,7 @@ extra=(opencv-data ca-certificates)
   done
   printf '%s\n' "${extra[@]}"
 } | sed 's/, .*//' | sort -u | while read -r package; do
-  dpkg-query -W -f='${Package}=${Version}\n' "$package"
+  # Pinned to the version installed here; a data package the build stage lacks (ca-certificates) goes unpinned.
+  status=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$package" 2>/dev/null || true)
+  if [ "${status%% *}" = installed ]; then echo "$package=${status#* }"; else echo "$package"; fi
 done
