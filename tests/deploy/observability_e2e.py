@@ -5,48 +5,16 @@ every PromQL expression of both Grafana dashboards must return data from Prometh
 
 usage: observability_e2e.py FACET_SERVER FACETCTL   (exit 77 when prometheus is not installed)"""
 import glob
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 
 import yaml
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-def query(prom, expr):
-    url = f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as r:
-        body = json.load(r)
-    if body.get("status") != "success":
-        raise SystemExit(f"query failed: {expr}: {body}")
-    return body["data"]["result"]
-
+from e2e_support import ROOT, free_port, queries_without_data, query, wait_until
 
 def main(server_bin, ctl_bin):
     if not shutil.which("prometheus"):
@@ -97,15 +65,7 @@ def main(server_bin, ctl_bin):
             time.sleep(0.7)
         time.sleep(3)
 
-        dashboards = sorted(glob.glob(os.path.join(ROOT, "deploy/grafana/dashboards/*.json")))
-        checked, empty = 0, []
-        for path in dashboards:
-            for panel in json.load(open(path))["panels"]:
-                for target in panel["targets"]:
-                    expr = target["expr"].replace("$job_id", job_id).replace("$__rate_interval", "1m")
-                    checked += 1
-                    if not query(prom, expr):
-                        empty.append(f"{os.path.basename(path)} / {panel['title']}: {expr}")
+        checked, empty = queries_without_data(prom, job_id)
         print(f"{checked} dashboard queries checked against Prometheus, {len(empty)} returned no data")
         for e in empty:
             print("  no data:", e)
