@@ -139,10 +139,9 @@ void FacetClient::WatchJob(const std::string& id, const std::function<void(const
   if (!status.ok()) throw RpcError("WatchJob", status);
 }
 
-void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& on_model,
-                                   const std::function<void(grpc::ClientContext*)>& on_start) {
+void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& on_model, CallCanceller* canceller) {
   const auto context = Context(std::nullopt);  // a follower watches for as long as it runs
-  if (on_start) on_start(context.get());
+  const CallCanceller::Attachment attachment(canceller, context.get());  // detached before context is freed
   auto reader = models_->WatchActiveModel(context.get(), v1::WatchActiveModelRequest());
   v1::Model model;
   while (reader->Read(&model)) {
@@ -155,6 +154,7 @@ void FacetClient::WatchActiveModel(const std::function<void(const v1::Model&)>& 
     }
   }
   const grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::CANCELLED && canceller && canceller->cancelled()) return;
   if (!status.ok()) throw RpcError("WatchActiveModel", status);
 }
 

@@ -1,6 +1,7 @@
 // A thin client over facet's gRPC API: one channel, a fresh context and deadline per call, errors as exceptions.
 #pragma once
 
+#include "client/call_canceller.h"
 #include "facet/v1/facet.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -59,9 +60,8 @@ class FacetClient {
   v1::Model ActivateModel(const std::string& id);
   v1::Model RegisterModel(const std::string& path);
   // Calls on_model with the active model, then with each newly activated one, until the stream fails (throws
-  // RpcError) or `context` (handed to on_start, e.g. to TryCancel it from another thread) is cancelled.
-  void WatchActiveModel(const std::function<void(const v1::Model&)>& on_model,
-                        const std::function<void(grpc::ClientContext*)>& on_start = {});
+  // RpcError) or `canceller` (when given) cancels it from another thread; returns quietly when it was cancelled.
+  void WatchActiveModel(const std::function<void(const v1::Model&)>& on_model, CallCanceller* canceller = nullptr);
   // Writes model `id`'s file to `path` (at most max_bytes); returns the SHA-256 the server announced.
   std::string DownloadModel(const std::string& id, const std::string& path, int64_t max_bytes);
 

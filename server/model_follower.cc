@@ -2,7 +2,6 @@
 
 #include "server/status.h"
 
-#include <grpcpp/client_context.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -21,8 +20,8 @@ ModelFollower::~ModelFollower() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
-    if (watch_) watch_->TryCancel();
   }
+  watch_.Cancel();
   stopped_.notify_all();
   thread_.join();
 }
@@ -36,18 +35,13 @@ void ModelFollower::Run() {
             backoff = std::chrono::milliseconds(200);  // the primary answers: reset
             Follow(model);
           },
-          [&](grpc::ClientContext* context) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            watch_ = context;
-            if (stopping_) context->TryCancel();
-          });
+          &watch_);
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!stopping_) spdlog::warn("following primary {}: {}; retrying in {} ms", options_.primary.address, e.what(),
                                    backoff.count());
     }
     std::unique_lock<std::mutex> lock(mutex_);
-    watch_ = nullptr;
     if (stopped_.wait_for(lock, backoff, [&] { return stopping_; })) return;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }

@@ -1,6 +1,8 @@
 // A Predict replica's link to its primary: watches the primary's active model and, whenever it changes,
 // downloads it (unless already here), verifies its SHA-256, and activates it. The replica keeps serving the model
-// it has while the primary is unreachable, and reconnects with backoff.
+// it has while the primary is unreachable, and reconnects with backoff. The work runs on a thread of its own;
+// the destructor stops it at any point of a watch (connecting, streaming, failing) and waits for it. The
+// constructor throws std::filesystem::filesystem_error when the download folder cannot be made.
 #pragma once
 
 #include "client/facet_client.h"
@@ -10,10 +12,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
-namespace grpc {
-class ClientContext;
-}
 
 namespace facet::server {
 
@@ -38,10 +36,10 @@ class ModelFollower {
   const FollowerOptions options_;
   ModelRegistry& models_;
   client::FacetClient primary_;
+  client::CallCanceller watch_;  // cancels the open watch on stop
   std::mutex mutex_;
   std::condition_variable stopped_;
-  bool stopping_ = false;
-  grpc::ClientContext* watch_ = nullptr;  // the open watch, to cancel on stop; guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
   std::thread thread_;
 };
 

@@ -1,6 +1,9 @@
 // Predict replicas: two `facet-server --follow` processes behind gRPC's own round_robin load balancer follow a
 // primary's active model; a switch on the primary reaches both without a failed request.
 #include "core/data/synthetic.h"
+#include "server/job_store.h"
+#include "server/model_follower.h"
+#include "server/model_registry.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
 
@@ -10,8 +13,10 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace facet {
 namespace {
@@ -154,6 +159,48 @@ TEST(PredictReplicas, KeepServingWhileThePrimaryIsDown) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(ServedModel(replica.client(), request), model);
   EXPECT_EQ(replica.client().Health("facet.v1.InferenceService"), "SERVING");
   EXPECT_NE(replica.Log().find("retrying in"), std::string::npos) << replica.Log();
+}
+
+// A follower is destroyed at every point of its watch: connecting to a live primary, waiting on its stream,
+// failing against an address where nothing listens, and after the primary went away under it. The destructor
+// cancels the watch through a CallCanceller that the watch detaches before its context is freed; under ASan
+// (make test-sanitize) a cancel that reached a freed context fails here.
+TEST(ModelFollower, StopsWhereverItsWatchIs) {
+  testing::TempDir root;
+  fs::create_directories(root / "data");
+  server::JobStore store(root / "replica.db");
+  server::ModelRegistry models(store, root / "models", PredictorOptions{}, [](const std::string&) {});
+  auto primary = std::make_unique<ServerProcess>(root / "data", root / "primary");
+  const auto options = [&](const std::string& address) {
+    server::FollowerOptions o;
+    o.primary.address = address;
+    o.download_dir = root / "downloads";
+    o.max_backoff = std::chrono::milliseconds(20);
+    return o;
+  };
+  // Liveness, not speed: a stop must not wait for a watch that no longer exists, or for a whole backoff.
+  const auto seconds_to_stop = [&](const std::string& address, int i) {
+    auto follower = std::make_unique<server::ModelFollower>(options(address), models);
+    std::this_thread::sleep_for(std::chrono::microseconds(300 * (i % 10)));  // a different point each time
+    const auto stopping = std::chrono::steady_clock::now();
+    follower.reset();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - stopping).count();
+  };
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_LT(seconds_to_stop(primary->address(), i), 5.0) << "following a live primary, round " << i;
+    EXPECT_LT(seconds_to_stop("127.0.0.1:1", i), 5.0) << "following an unreachable address, round " << i;
+  }
+  std::vector<std::unique_ptr<server::ModelFollower>> followers;
+  for (int i = 0; i < 8; ++i) {
+    followers.push_back(std::make_unique<server::ModelFollower>(options(primary->address()), models));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  primary.reset();  // every watch ends under its follower
+  for (int i = 0; i < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500 * i));
+    followers[i].reset();
+  }
+  EXPECT_EQ(models.Active(), nullptr);  // nothing was active on the primary, so nothing was followed
 }
 
 }  // namespace
