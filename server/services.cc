@@ -473,14 +473,11 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
                                   nullptr});
         item_slots.emplace_back(i, static_cast<int>(f));
       }
-    } catch (const StatusError& e) {
-      result->set_error_code(e.code());
-      result->set_error_message(e.what());
-      spdlog::warn("Predict from {}: image {}: {}", context->peer(), i, e.what());
-    } catch (const std::exception& e) {
-      result->set_error_code(grpc::StatusCode::INVALID_ARGUMENT);
-      result->set_error_message(e.what());
-      spdlog::warn("Predict from {}: image {}: {}", context->peer(), i, e.what());
+    } catch (...) {  // one image's failure is its result's, coded like any other error (out of memory included)
+      const grpc::Status status = CurrentExceptionToStatus();
+      result->set_error_code(status.error_code());
+      result->set_error_message(status.error_message());
+      spdlog::warn("Predict from {}: image {}: {}", context->peer(), i, status.error_message());
     }
   }
   if (items.empty()) {  // nothing to compute: every image failed or had no face

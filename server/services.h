@@ -72,7 +72,7 @@ struct InferenceLimits {
 // Refuses, with INVALID_ARGUMENT, a Predict request with no image or more than the limit allows.
 void CheckPredictRequest(const v1::PredictRequest& request, const InferenceLimits& limits);
 // Decodes one request image within the byte and pixel limits (read from the header before decoding). Throws
-// StatusError INVALID_ARGUMENT naming the limit, or std::invalid_argument from the decoder.
+// StatusError INVALID_ARGUMENT naming the limit, or ImageDecodeError (an std::invalid_argument) from the decoder.
 cv::Mat DecodeRequestImage(const std::string& bytes, const InferenceLimits& limits);
 
 class InferenceServiceImpl final : public v1::InferenceService::CallbackService {

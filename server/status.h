@@ -19,8 +19,9 @@ class StatusError : public std::runtime_error {
   grpc::StatusCode code_;
 };
 
-// StatusError keeps its code; std::invalid_argument (the core's "bad input") is INVALID_ARGUMENT; anything else is
-// INTERNAL. The message always travels.
+// StatusError keeps its code; std::invalid_argument (the core's "bad input", ImageDecodeError among them) is
+// INVALID_ARGUMENT; std::bad_alloc (the server ran out of memory: not the caller's fault) is RESOURCE_EXHAUSTED;
+// anything else is INTERNAL. The message always travels.
 grpc::Status ToStatus(const std::exception& e);
 grpc::Status CurrentExceptionToStatus();  // call inside catch (...)
 

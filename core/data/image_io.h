@@ -13,9 +13,11 @@
 
 namespace facet {
 
-class ImageDecodeError : public std::runtime_error {
+// Bytes that are not a decodable image: bad input, so an std::invalid_argument (the server answers
+// INVALID_ARGUMENT), and a type of its own for callers that skip such images (the loader).
+class ImageDecodeError : public std::invalid_argument {
  public:
-  using std::runtime_error::runtime_error;
+  using std::invalid_argument::invalid_argument;
 };
 
 // Width and height from a JPEG, PNG or BMP header, without decoding; nullopt for other or malformed data.
