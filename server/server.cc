@@ -41,8 +41,9 @@ std::string EffectiveListenAddress(const ServerOptions& options) {
 
 FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
   fs::create_directories(options.state_dir);
+  const std::string device = ResolveDevice(options.device).str();  // what `auto` means here: metric and log
   metrics_ = std::make_unique<Metrics>(options.metrics_address);
-  metrics_->SetServerInfo(FACET_VERSION, TORCH_VERSION, ResolveDevice(options.device).str());
+  metrics_->SetServerInfo(FACET_VERSION, TORCH_VERSION, device);
   store_ = std::make_unique<JobStore>((fs::path(options.state_dir) / "facet.db").string());
   data_root_ = std::make_unique<DataRoot>(options.data_root);
   ConfigureThreads(options.threads);
@@ -138,7 +139,7 @@ FacetServer::FacetServer(const ServerOptions& options) : options_(options) {
                listen_address, grpc_port_, options.tls_cert_file.empty() ? "plaintext" : "TLS",
                auth_ ? ", " + std::to_string(auth_->size()) + " tokens" : "",
                options.metrics_address.empty() ? "(off)" : "http://" + options.metrics_address + "/metrics",
-               data_root_->path(), options.state_dir, ResolveDevice(options.device).str());
+               data_root_->path(), options.state_dir, device);
 }
 
 FacetServer::~FacetServer() { Shutdown(std::chrono::seconds(5)); }
