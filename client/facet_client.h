@@ -1,7 +1,10 @@
 // A thin client over facet's gRPC API: one channel, a fresh context and deadline per call, errors as exceptions.
+// Thread-safe: one FacetClient may be shared by threads (its channel and stub are). Every call throws RpcError
+// (the status and the method) on anything but OK.
 #pragma once
 
 #include "client/call_canceller.h"
+#include "client/status_code_name.h"
 #include "facet/v1/facet.grpc.pb.h"
 
 #include <grpcpp/grpcpp.h>
@@ -14,9 +17,6 @@
 #include <string>
 
 namespace facet::client {
-
-// "OK", "INVALID_ARGUMENT", ... (gRPC's own names).
-std::string StatusCodeName(grpc::StatusCode code);
 
 // A failed call: the gRPC status and where it came from.
 class RpcError : public std::runtime_error {

@@ -1,5 +1,6 @@
 #include "server/metrics.h"
 
+#include "client/status_code_name.h"
 #include "core/labels.h"
 #include "server/proto_convert.h"
 
@@ -155,8 +156,9 @@ Metrics::Metrics(const std::string& address) : state_(std::make_unique<State>())
   for (int s = v1::JOB_STATE_QUEUED; s <= v1::JOB_STATE_CANCELLED; ++s) {
     state_->jobs.Add({{"state", JobStateName(static_cast<v1::JobState>(s))}}).Set(0);
   }
-  for (const char* code : {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED"}) {
-    state_->requests.Add({{"code", code}});
+  for (const auto code : {grpc::StatusCode::OK, grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::DEADLINE_EXCEEDED}) {
+    state_->requests.Add({{"code", client::StatusCodeName(code)}});
   }
 }
 
@@ -219,9 +221,9 @@ void Metrics::RecordProgress(const std::string& job_id, const v1::Progress& p) {
   state_->images_per_second.Add(job).Set(p.images_per_s());
 }
 
-void Metrics::RecordPredict(const std::string& grpc_code, double latency_seconds) {
+void Metrics::RecordPredict(grpc::StatusCode code, double latency_seconds) {
   std::lock_guard<std::mutex> lock(state_->mutex);
-  state_->requests.Add({{"code", grpc_code}}).Increment();
+  state_->requests.Add({{"code", client::StatusCodeName(code)}}).Increment();
   state_->latency.Observe(latency_seconds);
 }
 

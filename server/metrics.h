@@ -4,6 +4,8 @@
 
 #include "facet/v1/facet.pb.h"
 
+#include <grpcpp/support/status_code_enum.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,7 +28,7 @@ class Metrics {
   void RecordProgress(const std::string& job_id, const v1::Progress& progress);
 
   // Serving.
-  void RecordPredict(const std::string& grpc_code, double latency_seconds);
+  void RecordPredict(grpc::StatusCode code, double latency_seconds);  // labelled by the code's gRPC name
   void RecordImage(const std::string& outcome);  // "ok" or the image's error code name
   void RecordQueueTime(double seconds);
   void RecordBatch(int batch_size, double compute_seconds);
