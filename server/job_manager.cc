@@ -1,9 +1,9 @@
 #include "server/job_manager.h"
 
-#include "core/data/training_data.h"
 #include "core/distributed/distributed_group.h"
-#include "core/file_util.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
+#include "core/util/file_util.h"
 #include "server/proto_convert.h"
 #include "server/status.h"
 #include "server/worker_group.h"
@@ -94,8 +94,10 @@ TrainingConfig JobManager::ResolveConfig(const v1::TrainingConfig& request) cons
   config.device = options_.device;
   config.threads = options_.threads;
   ValidateTrainingConfig(config);  // std::invalid_argument "field: ..." -> INVALID_ARGUMENT
-  config.data_dir = data_root_.Resolve(request.data_dir(), "data_dir", PathKind::kFolder);
-  if (!request.val_dir().empty()) config.val_dir = data_root_.Resolve(request.val_dir(), "val_dir", PathKind::kFolder);
+  config.data.data_dir = data_root_.Resolve(request.data_dir(), "data_dir", PathKind::kFolder);
+  if (!request.val_dir().empty()) {
+    config.data.val_dir = data_root_.Resolve(request.val_dir(), "val_dir", PathKind::kFolder);
+  }
   if (!request.pretrained_encoder().empty()) {
     config.pretrained_encoder = data_root_.Resolve(request.pretrained_encoder(), "pretrained_encoder", PathKind::kFile);
   }
@@ -116,20 +118,18 @@ v1::Job JobManager::Submit(const v1::TrainingConfig& request) {
                       "no c10d Gloo headers)");
   }
   // Refuse now what could only fail later: folders without usable images, or too few for one batch.
-  const ScanResult scan = ScanUtkFaceFolder(config.data_dir);
+  const ScanResult scan = ScanUtkFaceFolder(config.data.data_dir);
   if (scan.samples.empty()) {
     throw StatusError(grpc::StatusCode::FAILED_PRECONDITION, "data_dir: no usable UTKFace images in '" +
                                                                  request.data_dir() + "' (" + scan.report.Summary() + ")");
   }
-  int64_t usable = scan.report.usable;
-  if (config.max_images > 0) usable = std::min<int64_t>(usable, config.max_images);
-  const int64_t train = config.val_dir.empty() ? usable - static_cast<int64_t>(config.val_fraction * usable) : usable;
+  const int64_t train = TrainingImageCount(config.data, scan.report.usable);
   if (train < config.batch_size) {
     throw StatusError(grpc::StatusCode::FAILED_PRECONDITION,
                       "batch_size: " + std::to_string(train) + " training images make no full batch of " +
                           std::to_string(config.batch_size));
   }
-  if (!config.val_dir.empty() && ScanUtkFaceFolder(config.val_dir).samples.empty()) {
+  if (!config.data.val_dir.empty() && ScanUtkFaceFolder(config.data.val_dir).samples.empty()) {
     throw StatusError(grpc::StatusCode::FAILED_PRECONDITION, "val_dir: no usable UTKFace images");
   }
 
@@ -396,12 +396,8 @@ JobManager::TrainingOutcome JobManager::TrainInProcess(JobRun& run, const Traini
   return outcome;
 }
 
-JobManager::TrainingOutcome JobManager::TrainDistributed(JobRun& run, const TrainingConfig& config,
-                                                         int local_processes) {
-  const std::string id = run.job.id();
-  const fs::path job_dir = fs::path(options_.state_dir) / "jobs" / id;
-  const std::string model_id = ModelRegistry::NewModelId();
-
+internal::WorkerTask JobManager::MakeWorkerTask(const std::string& id, const TrainingConfig& config,
+                                               int local_processes, const std::string& model_id) const {
   internal::WorkerTask task;
   task.set_job_id(id);
   *task.mutable_config() = ToProtoConfig(config);  // resolved paths
@@ -417,6 +413,16 @@ JobManager::TrainingOutcome JobManager::TrainDistributed(JobRun& run, const Trai
   task.set_master_port(FreeTcpPort());
   task.set_rendezvous_timeout_s(options_.rendezvous_timeout_s);
   task.set_collective_timeout_s(options_.collective_timeout_s);
+  return task;
+}
+
+JobManager::TrainingOutcome JobManager::TrainDistributed(JobRun& run, const TrainingConfig& config,
+                                                         int local_processes) {
+  const std::string id = run.job.id();
+  const fs::path job_dir = fs::path(options_.state_dir) / "jobs" / id;
+  const std::string model_id = ModelRegistry::NewModelId();
+
+  const internal::WorkerTask task = MakeWorkerTask(id, config, local_processes, model_id);
   std::string task_text;
   google::protobuf::TextFormat::PrintToString(task, &task_text);
   const std::string task_file = (job_dir / "worker-task.txtpb").string();
@@ -440,50 +446,25 @@ JobManager::TrainingOutcome JobManager::TrainDistributed(JobRun& run, const Trai
   spdlog::info("job {}: starting {} of {} training processes, rendezvous {}:{} (task {})", id, local_processes,
                config.world_size, launch.master_addr, launch.master_port, task_file);
   WorkerGroup workers(launch);
-
-  std::optional<internal::WorkerResult> result;
-  bool cancel_sent = false, suspend_sent = false;
-  while (true) {
-    while (auto event = workers.NextEvent(std::chrono::milliseconds(100))) {
-      if (event->has_progress()) ReportProgress(run, event->progress());
-      if (event->has_epoch()) ReportEpoch(run, event->epoch());
-      if (event->has_result()) result = event->result();
-      if (!event->has_progress()) break;  // look at signals and exits between bursts
-    }
-    if (!cancel_sent && CancelRequested(id)) {
-      workers.SignalAll(SIGUSR1);
-      cancel_sent = true;
-    }
-    bool stopping = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping = stopping_;
-    }
-    if (!suspend_sent && stopping) {
-      workers.SignalAll(SIGTERM);
-      suspend_sent = true;
-    }
-    if (auto failure = workers.CheckExits()) {
-      workers.KillAll();
-      throw std::runtime_error("data-parallel training failed: " + *failure);
-    }
-    if (workers.AllExited()) break;
-  }
-  while (auto event = workers.NextEvent(std::chrono::milliseconds(0))) {
-    if (event->has_epoch()) ReportEpoch(run, event->epoch());
-    if (event->has_result()) result = event->result();
-  }
-  if (!result) throw std::runtime_error("the training workers exited without reporting a result");
+  SupervisionHooks hooks;
+  hooks.on_progress = [&](const v1::Progress& p) { ReportProgress(run, p); };
+  hooks.on_epoch = [&](const v1::EpochMetrics& m) { ReportEpoch(run, m); };
+  hooks.cancel_requested = [&] { return CancelRequested(id); };
+  hooks.stopping = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  };
+  const internal::WorkerResult result = SuperviseWorkers(workers, hooks);
 
   TrainingOutcome outcome;
-  outcome.history.assign(result->history().begin(), result->history().end());
-  outcome.best_epoch = result->best_epoch();
-  outcome.resumed_from_epoch = result->resumed_from_epoch();
-  outcome.cancelled = result->cancelled();
-  outcome.suspended = result->suspended();
-  if (result->has_calibration()) {
+  outcome.history.assign(result.history().begin(), result.history().end());
+  outcome.best_epoch = result.best_epoch();
+  outcome.resumed_from_epoch = result.resumed_from_epoch();
+  outcome.cancelled = result.cancelled();
+  outcome.suspended = result.suspended();
+  if (result.has_calibration()) {
     outcome.model_id = model_id;
-    outcome.calibration = result->calibration();
+    outcome.calibration = result.calibration();
   }
   return outcome;
 }

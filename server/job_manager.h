@@ -2,6 +2,8 @@
 // cancellation, resume after a restart, and the event stream that WatchJob serves. Thread-safe.
 #pragma once
 
+#include "core/train/training_config.h"
+#include "facet/internal/worker.pb.h"
 #include "server/data_root.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
@@ -69,6 +71,9 @@ class JobManager {
   void RunJob(v1::Job job);
   TrainingOutcome TrainInProcess(JobRun& run, const TrainingConfig& config);
   TrainingOutcome TrainDistributed(JobRun& run, const TrainingConfig& config, int local_processes);
+  // What every rank of a data-parallel job reads: its config with resolved paths, threads, rendezvous, export.
+  internal::WorkerTask MakeWorkerTask(const std::string& id, const TrainingConfig& config, int local_processes,
+                                      const std::string& model_id) const;
   void ReportProgress(JobRun& run, v1::Progress progress);
   void ReportEpoch(JobRun& run, const v1::EpochMetrics& epoch);
   bool CancelRequested(const std::string& id);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "facet/internal/worker.pb.h"
+#include "server/worker_supervision.h"
 
 #include <sys/types.h>
 
@@ -24,24 +25,25 @@ struct WorkerLaunch {
   int master_port = 0;
 };
 
-class WorkerGroup {
+// Thread contract: one thread drives it (SuperviseWorkers).
+class WorkerGroup final : public WorkerProcesses {
  public:
   // Throws std::runtime_error when a process cannot be started (the ones already started are killed).
   explicit WorkerGroup(const WorkerLaunch& launch);
-  ~WorkerGroup();  // SIGKILLs and reaps whatever still runs
+  ~WorkerGroup() override;  // SIGKILLs and reaps whatever still runs
   WorkerGroup(const WorkerGroup&) = delete;
   WorkerGroup& operator=(const WorkerGroup&) = delete;
 
   // Rank 0's next event, waiting at most `timeout`; nullopt when none came (or its pipe closed).
-  std::optional<internal::WorkerEvent> NextEvent(std::chrono::milliseconds timeout);
+  std::optional<internal::WorkerEvent> NextEvent(std::chrono::milliseconds timeout) override;
 
-  void SignalAll(int signal);  // to the workers still running
-  void KillAll();              // SIGKILL, then reap
+  void SignalAll(int signal) override;  // to the workers still running
+  void KillAll() override;              // SIGKILL, then reap
 
   // Reaps the workers that exited. When any exited abnormally, describes every such rank (its exit and its error
   // file's message), root causes first: a rank killed by a signal before a rank that failed because a peer died.
-  std::optional<std::string> CheckExits();
-  bool AllExited() const;
+  std::optional<std::string> CheckExits() override;
+  bool AllExited() const override;
 
  private:
   struct Worker {

@@ -1,16 +1,17 @@
 #include "core/train/trainer.h"
 
-#include "core/device.h"
 #include "core/distributed/distributed_group.h"
 #include "core/distributed/gradient_reducer.h"
+#include "core/model/model_file.h"
 #include "core/model/state_dict.h"
-#include "core/seed.h"
 #include "core/train/checkpoint.h"
 #include "core/train/epoch_budget.h"
 #include "core/train/fused_adamw.h"
 #include "core/train/mixup.h"
 #include "core/train/one_cycle.h"
 #include "core/train/weight_average.h"
+#include "core/util/device.h"
+#include "core/util/seed.h"
 
 #include <torch/torch.h>
 
@@ -306,6 +307,9 @@ TrainResult Trainer::Run(const TrainerCallbacks& callbacks) {
   return result;
 }
 
+// The per-step order is the contract with the Python reference and with resume: agree on stopping, (re)plan a
+// budget, set the step's learning rates, train the step, update the weight average, report. Each is its own
+// function below.
 void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks,
                        TrainResult& result) {
   ConfigureStage(stage);
@@ -318,6 +322,41 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   // is the same for every length.
   bool unplanned = StageEpochs(stage) == 0;
 
+  EpochTally tally = BeginEpoch(epoch);
+  while (auto batch = train_.Next()) {
+    switch (AgreeOnInterruption(callbacks)) {
+      case Interruption::kNone: break;
+      case Interruption::kStop: stopped_ = true; return;
+      case Interruption::kSuspend:
+        Suspend(epoch, PartialEpoch{tally.steps, tally.loss_sum, ToArray(tally.task_loss_sums), tally.images,
+                                    TrainedSeconds(tally), at::detail::getDefaultCPUGenerator().get_state()},
+                result);
+        return;
+    }
+    if (unplanned && tally.steps >= FirstPlanStep(steps_per_epoch)) {
+      const double epoch_seconds = TrainedSeconds(tally);
+      Replan(epoch, BudgetSpent() - epoch_seconds,
+             epoch_seconds / static_cast<double>(tally.steps) * steps_per_epoch);
+      schedule = stage_schedule();
+      unplanned = false;
+    }
+    const double lr_factor = ApplySchedule(schedule, unplanned ? 0 : epoch_in_stage * steps_per_epoch + tally.steps);
+    const StepLosses losses = TrainStep(*batch);
+    ++tally.steps;
+    if (!std::isfinite(losses.loss)) ThrowNonFiniteLoss(losses, stage, epoch, tally.steps);
+    // Counted over the whole run from the step's position, so a resumed run averages exactly as one that never
+    // stopped.
+    if (average_) average_->Update(static_cast<int64_t>(epoch - 1) * steps_per_epoch + tally.steps - 1);
+    tally.loss_sum += losses.loss;
+    tally.task_loss_sums += losses.per_task.detach().to(torch::kCPU, torch::kDouble);
+    tally.images += batch->size();
+    if (callbacks.on_step) ReportStep(stage, epoch, tally, losses.loss, lr_factor, callbacks);
+  }
+  ReduceEpochOverRanks(tally);
+  FinishEpoch(stage, epoch, tally, callbacks, result);
+}
+
+Trainer::EpochTally Trainer::BeginEpoch(int epoch) {
   // Everything random in an epoch (dropout, data order, augmentation) derives from (seed, epoch), so resuming
   // after epoch k replays epoch k+1 exactly. A mid-epoch checkpoint restores the generator and the data position.
   const uint64_t data_seed = MixSeed(config_.seed ^ 0x5EED, static_cast<uint64_t>(epoch));
@@ -334,128 +373,127 @@ void Trainer::RunEpoch(Stage stage, int epoch, int epoch_in_stage, const Trainer
   }
   train_.StartEpoch(data_seed, partial.steps);
   model_->train();
+  EpochTally tally;
+  tally.steps = partial.steps;
+  tally.images = partial.images;
+  tally.loss_sum = partial.loss_sum;
+  tally.task_loss_sums = torch::tensor(
+      {partial.task_loss_sums[0], partial.task_loss_sums[1], partial.task_loss_sums[2]}, torch::kDouble);
+  tally.seconds_before = partial.seconds;
+  tally.start = clock_();
+  return tally;
+}
 
-  const double start = clock_();
-  double loss_sum = partial.loss_sum;
-  torch::Tensor task_loss_sum = torch::tensor({partial.task_loss_sums[0], partial.task_loss_sums[1],
-                                               partial.task_loss_sums[2]}, torch::kDouble);
-  int64_t step = partial.steps, images = partial.images;
-  auto train_seconds_so_far = [&] { return partial.seconds + (clock_() - start); };
-  while (auto batch = train_.Next()) {
-    bool stop = StopRequested(callbacks);
-    bool suspend = !stop && callbacks.should_suspend && callbacks.should_suspend();
-    if (group_) {  // all ranks stop at the same step, or the others would wait in a collective
-      const auto any = group_->AnyRank({stop, suspend});
-      stop = any[0];
-      suspend = !stop && any[1];
-    }
-    if (stop) {
-      stopped_ = true;
-      return;
-    }
-    if (suspend) {
-      const auto sums = ToArray(task_loss_sum);
-      Suspend(epoch, PartialEpoch{step, loss_sum, sums, images, train_seconds_so_far(),
-                                  at::detail::getDefaultCPUGenerator().get_state()},
-              result);
-      return;
-    }
-    if (unplanned && step >= FirstPlanStep(steps_per_epoch)) {
-      const double epoch_seconds = train_seconds_so_far();
-      Replan(epoch, BudgetSpent() - epoch_seconds, epoch_seconds / static_cast<double>(step) * steps_per_epoch);
-      schedule = stage_schedule();
-      unplanned = false;
-    }
-    const int64_t stage_step = unplanned ? 0 : epoch_in_stage * steps_per_epoch + step;
-    const double lr_factor = schedule.LrFactor(stage_step);
-    const double beta1 = schedule.Momentum(stage_step);
-    auto& groups = optimizer_->param_groups();
-    for (size_t g = 0; g < groups.size(); ++g) {
-      auto& options = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
-      options.lr(group_max_lrs_[g] * lr_factor);
-      options.betas({beta1, kBeta2});
-    }
+double Trainer::TrainedSeconds(const EpochTally& tally) const { return tally.seconds_before + (clock_() - tally.start); }
 
-    auto images_on_device = batch->images.to(device_, /*non_blocking=*/true);
-    if (config_.channels_last) images_on_device = images_on_device.contiguous(torch::MemoryFormat::ChannelsLast);
-    std::optional<MixupDraw> mixup;
-    if (config_.mixup_alpha > 0) {
-      mixup = DrawMixup(images_on_device.size(0), config_.mixup_alpha);
-      images_on_device = MixImages(images_on_device, *mixup);
-    }
-    torch::Tensor task_losses, loss;
-    {
-      BFloat16Autocast autocast(device_, config_.precision == "bf16");
-      const auto outputs = model_->forward(images_on_device);
-      const auto age = batch->age.to(device_, true), gender = batch->gender.to(device_, true),
-                 ethnicity = batch->ethnicity.to(device_, true);
-      task_losses = (mixup ? MixedTaskLosses(*loss_, outputs, age, gender, ethnicity, *mixup)
-                           : loss_->TaskLosses(outputs, age, gender, ethnicity))
-                        .to(torch::kFloat);
-      loss = loss_->Combine(task_losses);
-    }
-    const double loss_value = loss.item<double>();
-    ++step;
-    if (!std::isfinite(loss_value)) {
-      const auto per_task = ToArray(task_losses);
-      throw NonFiniteLossError("non-finite loss " + std::to_string(loss_value) + " at stage " +
-                               std::to_string(static_cast<int>(stage)) + ", epoch " + std::to_string(epoch) +
-                               ", step " + std::to_string(step) + " (task losses age " + std::to_string(per_task[0]) +
-                               ", gender " + std::to_string(per_task[1]) + ", ethnicity " +
-                               std::to_string(per_task[2]) + "); lower the learning rate");
-    }
-    // Drop the gradients rather than zeroing them: backward then writes fresh ones instead of adding to zeros.
-    for (auto& group : optimizer_->param_groups()) {
-      for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
-    }
-    if (reducer_) reducer_->PrepareForBackward();
-    loss.backward();
-    if (reducer_) reducer_->FinishBackward();
-    optimizer_->step();
-    // Counted over the whole run from the step's position, so a resumed run averages exactly as one that never
-    // stopped.
-    if (average_) average_->Update(static_cast<int64_t>(epoch - 1) * steps_per_epoch + step - 1);
-
-    loss_sum += loss_value;
-    task_loss_sum += task_losses.detach().to(torch::kCPU, torch::kDouble);
-    images += batch->size();
-    if (callbacks.on_step) {
-      StepProgress p;
-      p.stage = stage;
-      p.epoch = epoch;
-      p.total_epochs = LastEpoch() == 0 ? epoch : LastEpoch();  // a budget's plan so far
-      p.step = step;
-      p.steps_in_epoch = steps_per_epoch;
-      p.global_step = static_cast<int64_t>(epoch - 1) * steps_per_epoch + step;
-      p.total_steps = static_cast<int64_t>(p.total_epochs) * steps_per_epoch;
-      p.loss = loss_value;
-      p.images_per_s = images / std::max(train_seconds_so_far(), 1e-9);
-      p.head_lr = group_max_lrs_[2] * lr_factor;
-      callbacks.on_step(p);
-    }
+Trainer::Interruption Trainer::AgreeOnInterruption(const TrainerCallbacks& callbacks) {
+  bool stop = StopRequested(callbacks);
+  bool suspend = !stop && callbacks.should_suspend && callbacks.should_suspend();
+  if (group_) {  // all ranks stop at the same step, or the others would wait in a collective
+    const auto any = group_->AnyRank({stop, suspend});
+    stop = any[0];
+    suspend = !stop && any[1];
   }
-  const double train_seconds = train_seconds_so_far();
-  if (group_) {  // the epoch's losses over every rank's batches, its images over all ranks
-    auto sums = torch::cat({torch::tensor({loss_sum, static_cast<double>(images)}, torch::kDouble), task_loss_sum});
-    group_->AllReduceSum(sums);
-    loss_sum = sums[0].item<double>() / group_->world_size();
-    images = static_cast<int64_t>(sums[1].item<double>());
-    task_loss_sum = sums.narrow(0, 2, kNumTasks) / group_->world_size();
-    AverageBatchNormStatistics(model_);
-    if (average_) AverageBatchNormStatistics(average_->model());
-  }
+  return stop ? Interruption::kStop : suspend ? Interruption::kSuspend : Interruption::kNone;
+}
 
+double Trainer::ApplySchedule(const OneCycleSchedule& schedule, int64_t stage_step) {
+  const double lr_factor = schedule.LrFactor(stage_step);
+  const double beta1 = schedule.Momentum(stage_step);
+  auto& groups = optimizer_->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    auto& options = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
+    options.lr(group_max_lrs_[g] * lr_factor);
+    options.betas({beta1, kBeta2});
+  }
+  return lr_factor;
+}
+
+Trainer::StepLosses Trainer::TrainStep(const Batch& batch) {
+  auto images = batch.images.to(device_, /*non_blocking=*/true);
+  if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+  std::optional<MixupDraw> mixup;
+  if (config_.mixup_alpha > 0) {
+    mixup = DrawMixup(images.size(0), config_.mixup_alpha);
+    images = MixImages(images, *mixup);
+  }
+  torch::Tensor task_losses, loss;
+  {
+    BFloat16Autocast autocast(device_, config_.precision == "bf16");
+    const auto outputs = model_->forward(images);
+    const auto age = batch.age.to(device_, true), gender = batch.gender.to(device_, true),
+               ethnicity = batch.ethnicity.to(device_, true);
+    task_losses = (mixup ? MixedTaskLosses(*loss_, outputs, age, gender, ethnicity, *mixup)
+                         : loss_->TaskLosses(outputs, age, gender, ethnicity))
+                      .to(torch::kFloat);
+    loss = loss_->Combine(task_losses);
+  }
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value)) return {loss_value, task_losses};  // the caller throws, naming the step
+  // Drop the gradients rather than zeroing them: backward then writes fresh ones instead of adding to zeros.
+  for (auto& group : optimizer_->param_groups()) {
+    for (auto& p : group.params()) p.mutable_grad() = at::Tensor();
+  }
+  if (reducer_) reducer_->PrepareForBackward();
+  loss.backward();
+  if (reducer_) reducer_->FinishBackward();
+  optimizer_->step();
+  return {loss_value, task_losses};
+}
+
+void Trainer::ThrowNonFiniteLoss(const StepLosses& losses, Stage stage, int epoch, int64_t step) const {
+  const auto per_task = ToArray(losses.per_task);
+  throw NonFiniteLossError("non-finite loss " + std::to_string(losses.loss) + " at stage " +
+                           std::to_string(static_cast<int>(stage)) + ", epoch " + std::to_string(epoch) + ", step " +
+                           std::to_string(step) + " (task losses age " + std::to_string(per_task[0]) + ", gender " +
+                           std::to_string(per_task[1]) + ", ethnicity " + std::to_string(per_task[2]) +
+                           "); lower the learning rate");
+}
+
+void Trainer::ReportStep(Stage stage, int epoch, const EpochTally& tally, double loss, double lr_factor,
+                         const TrainerCallbacks& callbacks) const {
+  const int64_t steps_per_epoch = train_.batches_per_epoch();
+  StepProgress p;
+  p.stage = stage;
+  p.epoch = epoch;
+  p.total_epochs = LastEpoch() == 0 ? epoch : LastEpoch();  // a budget's plan so far
+  p.step = tally.steps;
+  p.steps_in_epoch = steps_per_epoch;
+  p.global_step = static_cast<int64_t>(epoch - 1) * steps_per_epoch + tally.steps;
+  p.total_steps = static_cast<int64_t>(p.total_epochs) * steps_per_epoch;
+  p.loss = loss;
+  p.images_per_s = tally.images / std::max(TrainedSeconds(tally), 1e-9);
+  p.head_lr = group_max_lrs_[2] * lr_factor;
+  callbacks.on_step(p);
+}
+
+void Trainer::ReduceEpochOverRanks(EpochTally& tally) {
+  if (!group_) return;
+  // The epoch's losses over every rank's batches, its images over all ranks.
+  auto sums = torch::cat(
+      {torch::tensor({tally.loss_sum, static_cast<double>(tally.images)}, torch::kDouble), tally.task_loss_sums});
+  group_->AllReduceSum(sums);
+  tally.loss_sum = sums[0].item<double>() / group_->world_size();
+  tally.images = static_cast<int64_t>(sums[1].item<double>());
+  tally.task_loss_sums = sums.narrow(0, 2, kNumTasks) / group_->world_size();
+  AverageBatchNormStatistics(model_);
+  if (average_) AverageBatchNormStatistics(average_->model());
+}
+
+void Trainer::FinishEpoch(Stage stage, int epoch, const EpochTally& tally, const TrainerCallbacks& callbacks,
+                          TrainResult& result) {
+  const double train_seconds = TrainedSeconds(tally);
   EpochMetrics m;
   m.stage = stage;
   m.epoch = epoch;
-  m.train_loss = step ? loss_sum / step : 0.0;
-  m.train_task_losses = ToArray(step ? task_loss_sum / step : task_loss_sum);
+  m.train_loss = tally.steps ? tally.loss_sum / tally.steps : 0.0;
+  m.train_task_losses = ToArray(tally.steps ? tally.task_loss_sums / tally.steps : tally.task_loss_sums);
   m.log_variances = ToArray(loss_->LogVariances());
   m.effective_weights = ToArray(loss_->EffectiveWeights());
-  m.images_per_s = images / std::max(train_seconds, 1e-9);
+  m.images_per_s = tally.images / std::max(train_seconds, 1e-9);
   RefreshValidationOutputs();
   m.validation = ComputeMetrics(*validation_outputs_, *loss_);
-  m.seconds = train_seconds_so_far();
+  m.seconds = TrainedSeconds(tally);
   result.history.push_back(m);
 
   if (!config_.checkpoint_dir.empty() && is_primary()) {
@@ -486,7 +524,7 @@ CalibrationReport Trainer::Calibrate(double age_coverage) {
 }
 
 void Trainer::ExportModel(const std::string& path) {
-  facet::ExportModel(path, served_model(), *loss_, config_.image_size, calibration_);
+  facet::ExportModel(path, served_model(), loss_->LogVariances(), config_.image_size, calibration_);
 }
 
 }  // namespace facet

@@ -1,10 +1,13 @@
 // The two-stage training loop: frozen encoder, then unfrozen with discriminative learning rates; one-cycle AdamW
 // in each stage; per-epoch validation; checkpoints; cancellation between steps.
+// Thread contract: one thread runs a Trainer; the callbacks are called on it (should_stop and should_suspend may
+// read flags other threads set). Run throws NonFiniteLossError when the loss diverges, std::runtime_error when a
+// checkpoint cannot be written or a peer rank fails; the constructor std::invalid_argument for a bad config.
 #pragma once
 
+#include "core/data/batch_source.h"
 #include "core/loss/multitask_loss.h"
 #include "core/model/multitask_net.h"
-#include "core/train/batch_source.h"
 #include "core/train/calibration.h"
 #include "core/train/evaluation.h"
 #include "core/train/training_config.h"
@@ -26,6 +29,7 @@ namespace facet {
 
 class DistributedGroup;
 class GradientReducer;
+class OneCycleSchedule;
 class WeightAverage;
 
 enum class Stage { kFrozen = 1, kUnfrozen = 2 };
@@ -126,8 +130,8 @@ class Trainer {
   // stores them with the model.
   CalibrationReport Calibrate(double age_coverage = 0.9);
 
-  // Writes served_model() for serving and for Python (see ExportModel in checkpoint.h), with the last Calibrate's
-  // result when there was one.
+  // Writes served_model() for serving and for Python (ExportModel in core/model/model_file.h), with the last
+  // Calibrate's result when there was one.
   void ExportModel(const std::string& path);
 
  private:
@@ -138,7 +142,33 @@ class Trainer {
   double BudgetSpent() const;           // seconds of the budget gone, earlier runs of this job included
   // Plans a budgeted run's last epoch from where `epoch` starts; every rank plans from the ranks' mean figures.
   void Replan(int epoch, double elapsed_before_s, double epoch_s);
+  // One epoch, step by step (its order is the contract with the Python reference and with resume).
   void RunEpoch(Stage stage, int epoch, int epoch_in_stage, const TrainerCallbacks& callbacks, TrainResult& result);
+  // An epoch's running figures: from zero, or from a mid-epoch checkpoint.
+  struct EpochTally {
+    int64_t steps = 0;
+    int64_t images = 0;
+    double loss_sum = 0.0;
+    at::Tensor task_loss_sums;    // (3) double
+    double seconds_before = 0.0;  // trained in earlier runs of this epoch (a resumed one)
+    double start = 0.0;           // clock_ when this run of the epoch began
+  };
+  struct StepLosses {
+    double loss = 0.0;
+    at::Tensor per_task;  // (3) float
+  };
+  enum class Interruption { kNone, kStop, kSuspend };
+  EpochTally BeginEpoch(int epoch);  // seeds the epoch's randomness, positions the data, train mode
+  double TrainedSeconds(const EpochTally& tally) const;
+  Interruption AgreeOnInterruption(const TrainerCallbacks& callbacks);  // every rank the same answer
+  double ApplySchedule(const OneCycleSchedule& schedule, int64_t stage_step);  // the step's LR factor
+  StepLosses TrainStep(const Batch& batch);  // forward, loss and (when finite) backward and the optimizer step
+  [[noreturn]] void ThrowNonFiniteLoss(const StepLosses& losses, Stage stage, int epoch, int64_t step) const;
+  void ReportStep(Stage stage, int epoch, const EpochTally& tally, double loss, double lr_factor,
+                  const TrainerCallbacks& callbacks) const;
+  void ReduceEpochOverRanks(EpochTally& tally);  // sums over every rank; BatchNorm statistics averaged
+  void FinishEpoch(Stage stage, int epoch, const EpochTally& tally, const TrainerCallbacks& callbacks,
+                   TrainResult& result);  // metrics, validation, checkpoint, on_epoch
   bool StopRequested(const TrainerCallbacks& callbacks) const;
   void Suspend(int epoch, const PartialEpoch& partial, const TrainResult& result);
   bool is_primary() const;
