@@ -20,8 +20,8 @@ RUN bash deploy/install-deps.sh image-cpu && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/ccache \
     cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_BUILD_TESTS=OFF \
- && cmake --build /build --target facet-server facetctl
-RUN bash deploy/runtime-packages.sh /build/server/facet-server /build/client/facetctl > /build/runtime-packages.txt
+ && cmake --build /build --target facet-server facetctl facet-make-dataset
+RUN bash deploy/runtime-packages.sh /build/server/facet-server /build/client/facetctl /build/core/facet-make-dataset > /build/runtime-packages.txt
 
 # CMake's Torch package configures CUDA LibTorch with nvcc (nvidia-cuda-toolkit, non-free) and the NCCL headers.
 # cuDNN is downloaded here, once: the runtime stage copies it instead of downloading it again.
@@ -39,8 +39,8 @@ RUN if [ "${NVIDIA_CUDNN_LICENSE}" != accept ]; then \
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/ccache \
     cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_BUILD_TESTS=OFF -DFACET_NCCL=ON \
- && cmake --build /build --target facet-server facetctl
-RUN bash deploy/runtime-packages.sh /build/server/facet-server /build/client/facetctl > /build/runtime-packages.txt
+ && cmake --build /build --target facet-server facetctl facet-make-dataset
+RUN bash deploy/runtime-packages.sh /build/server/facet-server /build/client/facetctl /build/core/facet-make-dataset > /build/runtime-packages.txt
 
 # ------------------------------------------------------------------------------------------------ runtimes
 FROM ${DEBIAN_SLIM_IMAGE} AS runtime-base
@@ -62,7 +62,7 @@ FROM runtime-base AS runtime-cpu
 COPY deploy/install-deps.sh /tmp/install-deps.sh
 COPY --from=build-cpu /build/runtime-packages.txt /tmp/runtime-packages.txt
 RUN bash /tmp/install-deps.sh runtime /tmp/runtime-packages.txt && rm -rf /var/lib/apt/lists/*
-COPY --from=build-cpu /build/server/facet-server /build/client/facetctl /usr/local/bin/
+COPY --from=build-cpu /build/server/facet-server /build/client/facetctl /build/core/facet-make-dataset /usr/local/bin/
 USER facet
 
 # Debian's CUDA libraries come as packages; cuDNN, which no package holds, comes from the build stage (the package
@@ -77,7 +77,7 @@ RUN bash /tmp/apt-components.sh contrib non-free \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build-gpu /usr/lib/x86_64-linux-gnu/libcudnn* /usr/lib/x86_64-linux-gnu/
 RUN ldconfig
-COPY --from=build-gpu /build/server/facet-server /build/client/facetctl /usr/local/bin/
+COPY --from=build-gpu /build/server/facet-server /build/client/facetctl /build/core/facet-make-dataset /usr/local/bin/
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER facet

@@ -1,4 +1,5 @@
 // UTKFace label set and file-name convention. No LibTorch: usable from any layer.
+// Pure functions, thread-safe, throw nothing: a name that does not parse says why in ParsedName.
 #pragma once
 
 #include <array>

@@ -18,7 +18,7 @@ if [ -f "$OUT/facet-server.pid" ] && kill -0 "$(cat "$OUT/facet-server.pid")" 2>
 fi
 
 if [ ! -d "$OUT/data/faces" ]; then
-  "${CTL[@]}" make-dataset --synthetic --out "$OUT/data/faces" --count 1000 --size 128
+  "$BUILD_DIR/core/facet-make-dataset" --out "$OUT/data/faces" --count 1000 --size 128
 fi
 
 echo "demo: starting facet-server on $SERVER (log: $OUT/facet-server.log)"

@@ -3,6 +3,8 @@
 #include "server/metrics.h"
 
 #include <spdlog/spdlog.h>
+
+#include <new>
 #include <torch/torch.h>
 
 namespace facet::server {
@@ -89,8 +91,14 @@ void DynamicBatcher::RunBatch(std::vector<BatchItem>& batch) {
     }
     for (size_t i = 0; i < live.size(); ++i) live[i]->done(&predictions[i], grpc::StatusCode::OK, "");
   } catch (const std::exception& e) {
+    // The batch is the server's own making: out of memory is RESOURCE_EXHAUSTED (retry later), anything else
+    // INTERNAL, never the caller's INVALID_ARGUMENT.
+    const bool out_of_memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
     spdlog::error("batch of {} failed: {}", live.size(), e.what());
-    for (auto* item : live) item->done(nullptr, grpc::StatusCode::INTERNAL, std::string("inference failed: ") + e.what());
+    for (auto* item : live) {
+      item->done(nullptr, out_of_memory ? grpc::StatusCode::RESOURCE_EXHAUSTED : grpc::StatusCode::INTERNAL,
+                 std::string("inference failed: ") + e.what());
+    }
   }
 }
 

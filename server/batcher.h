@@ -39,6 +39,8 @@ struct BatchItem {
   Clock::time_point enqueued{};
 };
 
+// Thread-safe: Enqueue from any number of gRPC threads; `done` runs on the batcher's own thread. Nothing throws
+// out of it: a failed forward pass answers its items with INTERNAL (RESOURCE_EXHAUSTED when out of memory).
 class DynamicBatcher {
  public:
   DynamicBatcher(const BatcherOptions& options, Metrics* metrics);

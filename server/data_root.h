@@ -1,4 +1,6 @@
 // Paths named in requests resolve inside the server's data root, or not at all.
+// Immutable after construction, so thread-safe. The constructor throws std::runtime_error for a root that is not a
+// folder; Resolve throws StatusError (INVALID_ARGUMENT) naming the field and the path.
 #pragma once
 
 #include <string>

@@ -1,4 +1,5 @@
 // spdlog set-up for the server: level and plain or JSON lines.
+// Set up once at start-up, before other threads; throws std::invalid_argument for an unknown level or format.
 #pragma once
 
 #include <string>

@@ -1,6 +1,6 @@
 #include "server/model_registry.h"
 
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 #include "core/util/sha256.h"
 #include "server/proto_convert.h"
 #include "server/status.h"

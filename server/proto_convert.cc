@@ -1,21 +1,9 @@
 #include "server/proto_convert.h"
 
+#include "proto/field_path.h"
+
 namespace facet::server {
 namespace {
-
-void ApplyStage(const v1::StageConfig& in, StageConfig& out) {
-  if (in.has_epochs()) out.epochs = in.epochs();
-  if (in.has_lr_max()) out.lr_max = in.lr_max();
-  if (in.has_lr_min()) out.lr_min = in.lr_min();
-}
-
-v1::StageConfig StageToProto(const StageConfig& s) {
-  v1::StageConfig out;
-  out.set_epochs(s.epochs);
-  out.set_lr_max(s.lr_max);
-  out.set_lr_min(s.lr_min);
-  return out;
-}
 
 LossWeighting FromProto(v1::LossWeighting w) {
   switch (w) {
@@ -45,23 +33,12 @@ void CopyArray(const Array& a, google::protobuf::RepeatedField<double>* out) {
 
 TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
   TrainingConfig c;
-  c.data_dir = in.data_dir();
-  c.val_dir = in.val_dir();
-  if (in.has_val_fraction()) c.val_fraction = in.val_fraction();
-  if (in.has_max_images()) c.max_images = in.max_images();
+  c.data.data_dir = in.data_dir();
+  c.data.val_dir = in.val_dir();
+  for (const auto& field : TrainingFields()) {
+    if (!field.flag.empty() && proto::HasNumberAt(in, field.name)) field.set(c, proto::GetNumberAt(in, field.name));
+  }
   if (in.has_arch()) c.arch = in.arch();
-  if (in.has_base_width()) c.base_width = in.base_width();
-  if (in.has_image_size()) c.image_size = in.image_size();
-  if (in.has_batch_size()) c.batch_size = in.batch_size();
-  ApplyStage(in.frozen(), c.frozen);
-  ApplyStage(in.unfrozen(), c.unfrozen);
-  if (in.has_weight_decay()) c.weight_decay = in.weight_decay();
-  if (in.has_log_variance_lr_scale()) c.log_variance_lr_scale = in.log_variance_lr_scale();
-  if (in.has_label_smoothing()) c.loss.label_smoothing = in.label_smoothing();
-  if (in.has_ethnicity_balance()) c.ethnicity_balance = in.ethnicity_balance();
-  if (in.has_ema_decay()) c.ema_decay = in.ema_decay();
-  if (in.has_mixup_alpha()) c.mixup_alpha = in.mixup_alpha();
-  if (in.has_time_budget_seconds()) c.time_budget_seconds = in.time_budget_seconds();
   c.loss.weighting = FromProto(in.loss_weighting());
   if (in.fixed_weights_size() > 0) {
     if (in.fixed_weights_size() != kNumTasks) {
@@ -77,67 +54,28 @@ TrainingConfig ToCoreConfig(const v1::TrainingConfig& in) {
       throw std::invalid_argument(std::string("age_loss: ") + e.what());
     }
   }
-  const auto& a = in.augment();
-  if (a.has_enabled()) c.augment.enabled = a.enabled();
-  if (a.has_flip_probability()) c.augment.flip_probability = a.flip_probability();
-  if (a.has_rotate_probability()) c.augment.rotate_probability = a.rotate_probability();
-  if (a.has_max_rotate_degrees()) c.augment.max_rotate_degrees = a.max_rotate_degrees();
-  if (a.has_zoom_probability()) c.augment.zoom_probability = a.zoom_probability();
-  if (a.has_max_zoom()) c.augment.max_zoom = a.max_zoom();
-  if (a.has_warp_probability()) c.augment.warp_probability = a.warp_probability();
-  if (a.has_max_warp()) c.augment.max_warp = a.max_warp();
-  if (a.has_lighting_probability()) c.augment.lighting_probability = a.lighting_probability();
-  if (a.has_max_lighting()) c.augment.max_lighting = a.max_lighting();
-  if (a.has_erase_probability()) c.augment.erase_probability = a.erase_probability();
-  if (a.has_max_erase_area()) c.augment.max_erase_area = a.max_erase_area();
+  if (in.augment().has_enabled()) c.data.augment.enabled = in.augment().enabled();
   if (in.has_seed()) c.seed = in.seed();
   c.pretrained_encoder = in.pretrained_encoder();
-  if (in.has_loader_workers()) c.loader_workers = in.loader_workers();
   if (in.has_precision()) c.precision = in.precision();
-  if (in.has_world_size()) c.world_size = in.world_size();
   return c;
 }
 
 v1::TrainingConfig ToProtoConfig(const TrainingConfig& c) {
   v1::TrainingConfig out;
-  out.set_data_dir(c.data_dir);
-  out.set_val_dir(c.val_dir);
-  out.set_val_fraction(c.val_fraction);
-  out.set_max_images(c.max_images);
+  out.set_data_dir(c.data.data_dir);
+  out.set_val_dir(c.data.val_dir);
+  for (const auto& field : TrainingFields()) {
+    if (!field.flag.empty()) proto::SetNumberAt(out, field.name, field.get(c));
+  }
   out.set_arch(c.arch);
-  out.set_base_width(c.base_width);
-  out.set_image_size(c.image_size);
-  out.set_batch_size(c.batch_size);
-  *out.mutable_frozen() = StageToProto(c.frozen);
-  *out.mutable_unfrozen() = StageToProto(c.unfrozen);
-  out.set_weight_decay(c.weight_decay);
   out.set_loss_weighting(ToProto(c.loss.weighting));
   if (c.loss.weighting == LossWeighting::kFixed) CopyArray(c.loss.fixed_weights, out.mutable_fixed_weights());
   out.set_age_loss(AgeLossName(c.loss.age_loss));
-  out.set_log_variance_lr_scale(c.log_variance_lr_scale);
-  out.set_label_smoothing(c.loss.label_smoothing);
-  out.set_ethnicity_balance(c.ethnicity_balance);
-  out.set_ema_decay(c.ema_decay);
-  out.set_mixup_alpha(c.mixup_alpha);
-  out.set_time_budget_seconds(c.time_budget_seconds);
-  auto* a = out.mutable_augment();
-  a->set_enabled(c.augment.enabled);
-  a->set_flip_probability(c.augment.flip_probability);
-  a->set_rotate_probability(c.augment.rotate_probability);
-  a->set_max_rotate_degrees(c.augment.max_rotate_degrees);
-  a->set_zoom_probability(c.augment.zoom_probability);
-  a->set_max_zoom(c.augment.max_zoom);
-  a->set_warp_probability(c.augment.warp_probability);
-  a->set_max_warp(c.augment.max_warp);
-  a->set_lighting_probability(c.augment.lighting_probability);
-  a->set_max_lighting(c.augment.max_lighting);
-  a->set_erase_probability(c.augment.erase_probability);
-  a->set_max_erase_area(c.augment.max_erase_area);
+  out.mutable_augment()->set_enabled(c.data.augment.enabled);
   out.set_seed(c.seed);
   out.set_pretrained_encoder(c.pretrained_encoder);
-  out.set_loader_workers(c.loader_workers);
   out.set_precision(c.precision);
-  out.set_world_size(c.world_size);
   return out;
 }
 

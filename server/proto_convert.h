@@ -1,4 +1,6 @@
 // Conversions between the API's messages and the core library's plain structs.
+// Pure functions, thread-safe. ToCoreConfig throws std::invalid_argument naming a field it cannot map (fixed_weights,
+// age_loss); ranges are ValidateTrainingConfig's.
 #pragma once
 
 #include "core/train/trainer.h"

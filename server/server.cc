@@ -2,7 +2,7 @@
 
 #include "server/tls_material.h"
 
-#include "core/device.h"
+#include "core/util/device.h"
 #include "facet_version.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>

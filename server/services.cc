@@ -1,5 +1,6 @@
 #include "server/services.h"
 
+#include "client/status_code_name.h"
 #include "core/data/image_io.h"
 #include "core/labels.h"
 #include "server/status.h"
@@ -170,22 +171,9 @@ class PredictCall {
         metrics_.RecordImage(result.error_code() == 0 ? "ok" : "error");
       }
     }
-    metrics_.RecordPredict(CodeName(status.error_code()), std::chrono::duration<double>(Clock::now() - start_).count());
+    metrics_.RecordPredict(status.error_code(), std::chrono::duration<double>(Clock::now() - start_).count());
     reactor_->Finish(status);
     delete this;
-  }
-  static std::string CodeName(grpc::StatusCode code) {
-    switch (code) {
-      case grpc::StatusCode::OK: return "OK";
-      case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-      case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-      case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-      case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-      case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-      case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-      case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-      default: return "INTERNAL";
-    }
   }
 
  private:
@@ -421,8 +409,8 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::Predict(grpc::CallbackServerCont
                                                         v1::PredictResponse* response) {
   auto* reactor = context->DefaultReactor();
   auto fail = [&](grpc::StatusCode code, const std::string& message) {
-    spdlog::warn("Predict from {}: {}: {}", context->peer(), PredictCall::CodeName(code), message);
-    metrics_.RecordPredict(PredictCall::CodeName(code), 0.0);
+    spdlog::warn("Predict from {}: {}: {}", context->peer(), client::StatusCodeName(code), message);
+    metrics_.RecordPredict(code, 0.0);
     reactor->Finish(grpc::Status(code, message));
     return reactor;
   };

@@ -1,4 +1,6 @@
 // The gRPC services: thin callback-API shells over the job manager, the model registry and the batcher.
+// Thread-safe: gRPC calls the handlers on its own threads at once. No exception leaves a handler: each becomes the
+// call's status through ToStatus (server/status.h).
 #pragma once
 
 #include "facet/v1/facet.grpc.pb.h"

@@ -1,4 +1,5 @@
 // One place that turns errors into gRPC statuses.
+// ToStatus and CurrentExceptionToStatus are pure, thread-safe and throw nothing.
 #pragma once
 
 #include <grpcpp/support/status.h>

@@ -1,6 +1,6 @@
 #include "server/tls_material.h"
 
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>

@@ -24,6 +24,7 @@ struct TlsFiles {
   std::string client_ca;  // PEM; when set, clients must present a certificate it signed (mutual TLS)
 };
 
+// Thread contract: Reload is called from one thread (the signal handler's) while gRPC reads the published files.
 class TlsMaterial {
  public:
   // Checks the files and publishes them into `published_dir` (created with mode 0700; the copy of the key is 0600).

@@ -1,10 +1,10 @@
 #include "server/train_worker.h"
 
-#include "core/data/training_data.h"
-#include "core/device.h"
 #include "core/distributed/distributed_group.h"
-#include "core/file_util.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
+#include "core/util/device.h"
+#include "core/util/file_util.h"
 #include "core/util/flag_set.h"
 #include "facet/internal/worker.pb.h"
 #include "server/logging.h"

@@ -1,5 +1,6 @@
 // `facet-server train-worker`: one rank of a data-parallel training job. facet-server starts these for a job with
 // world_size > 1; an operator starts the ranks of other hosts by hand with the same task file (docs/deploy.md).
+// RunTrainWorker owns its process (signals, exit code); it throws std::invalid_argument for a task file it cannot use.
 #pragma once
 
 namespace facet::server {

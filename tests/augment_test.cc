@@ -1,6 +1,7 @@
 #include "core/data/augment.h"
 #include "core/data/image_io.h"
 #include "core/data/synthetic.h"
+#include "core/image/resample.h"
 #include "core/infer/preprocess.h"
 
 #include <gtest/gtest.h>
@@ -188,6 +189,32 @@ TEST(DecodeImage, RefusesADecompressionBombFromItsHeader) {
   EXPECT_THROW(DecodeImage(Encode(TestImage(64), ".tiff"), 40'000'000), ImageDecodeError);  // not JPEG/PNG/BMP
   EXPECT_EQ(DecodeImage(Encode(TestImage(64), ".jpg"), 40'000'000).size(), cv::Size(64, 64));
   EXPECT_THROW(DecodeImage(Encode(TestImage(64), ".jpg"), 1000), ImageDecodeError);  // 4096 pixels > 1000
+}
+
+// The one validation resize is the reference's: LibTorch's bilinear interpolation with aligned corners, then the
+// ImageNet normalisation (computed here the reference's way, independently of core/image).
+TEST(ResizeToNetworkInput, EqualsLibTorchsAlignedCornersBilinear) {
+  for (const auto& [source, size] : {std::pair{120, 64}, std::pair{50, 96}, std::pair{64, 64}}) {
+    const cv::Mat bgr = TestImage(source);
+    auto rgb = torch::from_blob(bgr.data, {bgr.rows, bgr.cols, 3}, torch::kUInt8)
+                   .index({torch::indexing::Slice(), torch::indexing::Slice(), torch::tensor({2, 1, 0})})
+                   .permute({2, 0, 1}).to(torch::kFloat).div(255.0).unsqueeze(0);
+    namespace F = torch::nn::functional;
+    const auto resized = F::interpolate(rgb, F::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{size, size})
+                                                 .mode(torch::kBilinear)
+                                                 .align_corners(true)).squeeze(0);
+    const auto mean = torch::tensor({kImageNetMean[0], kImageNetMean[1], kImageNetMean[2]}).view({3, 1, 1});
+    const auto std = torch::tensor({kImageNetStd[0], kImageNetStd[1], kImageNetStd[2]}).view({3, 1, 1});
+    const auto expected = (resized - mean) / std;
+    auto actual = torch::empty({3, size, size});
+    ResizeToNetworkInput(ViewOf(bgr), size, actual.data_ptr<float>());
+    EXPECT_LT((actual - expected).abs().max().item<float>(), 2e-5) << source << " -> " << size;
+  }
+  std::vector<float> out(3 * 8 * 8);
+  EXPECT_THROW(ResizeToNetworkInput(ImageView{}, 8, out.data()), std::invalid_argument);
+  const cv::Mat img = TestImage(16);
+  EXPECT_THROW(ResizeToNetworkInput(ViewOf(img), 0, out.data()), std::invalid_argument);
 }
 
 TEST(PreprocessImage, HandlesGrayAndBgraAndStrides) {

@@ -1,6 +1,6 @@
 #include "core/infer/predictor.h"
+#include "core/model/model_file.h"
 #include "core/train/calibration.h"
-#include "core/train/checkpoint.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -131,8 +131,8 @@ TEST(CalibrationTest, TravelsWithTheExportAndScalesServedProbabilities) {
   model->eval();
   const Calibration calibration{/*gender_temperature=*/2.0, /*ethnicity_temperature=*/0.5, /*age_coverage=*/0.9,
                                 /*age_log_halfwidth=*/0.25};
-  ExportModel(dir / "calibrated.pt", model, *MakeMultiTaskLoss({}), 32, calibration);
-  ExportModel(dir / "plain.pt", model, *MakeMultiTaskLoss({}), 32);
+  ExportModel(dir / "calibrated.pt", model, MakeMultiTaskLoss({})->LogVariances(), 32, calibration);
+  ExportModel(dir / "plain.pt", model, MakeMultiTaskLoss({})->LogVariances(), 32);
   ExportedModelInfo info;
   LoadExportedModel(dir / "calibrated.pt", c10::kCPU, &info);
   EXPECT_EQ(info.calibration.gender_temperature, 2.0);
@@ -163,7 +163,7 @@ TEST(CalibrationTest, TravelsWithTheExportAndScalesServedProbabilities) {
 TEST(CalibrationTest, InvalidMetadataIsRefused) {
   testing::TempDir dir;
   MultiTaskNet model(ResNetOptions{Arch::kResNet18, 8});
-  ExportModel(dir / "bad.pt", model, *MakeMultiTaskLoss({}), 32, Calibration{-1.0, 1.0, 0.0, 0.0});
+  ExportModel(dir / "bad.pt", model, MakeMultiTaskLoss({})->LogVariances(), 32, Calibration{-1.0, 1.0, 0.0, 0.0});
   EXPECT_THROW(
       {
         try {

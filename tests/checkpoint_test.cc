@@ -1,6 +1,7 @@
-#include "core/file_util.h"
+#include "core/model/model_file.h"
 #include "core/model/state_dict.h"
 #include "core/train/checkpoint.h"
+#include "core/util/file_util.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -20,7 +21,7 @@ Batch RandomBatch(int64_t n) {
 
 TrainingConfig Config(const std::string& checkpoint_dir, int epochs) {
   TrainingConfig c;
-  c.data_dir = "(in memory)";
+  c.data.data_dir = "(in memory)";
   c.arch = "resnet18";
   c.base_width = 8;
   c.image_size = 32;
@@ -139,7 +140,7 @@ TEST(ExportedModel, RoundTripsWithMetadataAndRefusesOtherFiles) {
   testing::TempDir dir;
   MultiTaskNet model(ResNetOptions{Arch::kResNet34, 8});
   auto loss = MakeMultiTaskLoss({});
-  ExportModel(dir / "m.pt", model, *loss, 56);
+  ExportModel(dir / "m.pt", model, loss->LogVariances(), 56);
   ExportedModelInfo info;
   MultiTaskNet loaded = LoadExportedModel(dir / "m.pt", torch::kCPU, &info);
   EXPECT_EQ(info.arch, Arch::kResNet34);

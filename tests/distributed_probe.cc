@@ -2,8 +2,8 @@
 // model on a synthetic folder and writes, after every step, a digest of its parameters (and at the end of each
 // epoch of its buffers), then the final parameters, so that a test can compare ranks bit for bit and compare the
 // run with a one-process run.
-#include "core/data/training_data.h"
 #include "core/distributed/distributed_group.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
 
 #include <torch/torch.h>
@@ -39,15 +39,15 @@ int main(int argc, char** argv) {
   const int die_at_step = std::atoi(argv[7]);
   try {
     facet::TrainingConfig config;
-    config.data_dir = data_dir;
-    config.val_fraction = 0.25;
+    config.data.data_dir = data_dir;
+    config.data.val_fraction = 0.25;
     config.arch = "resnet18";
     config.base_width = 8;
     config.image_size = 32;
     config.batch_size = std::atoi(argv[5]);
     config.frozen.epochs = 0;
     config.unfrozen = {std::atoi(argv[6]), 1e-3, 1e-4};
-    config.loader_workers = 0;
+    config.data.loader_workers = 0;
     config.threads = 1;
     config.device = "cpu";
     config.world_size = world;

@@ -1,4 +1,4 @@
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>

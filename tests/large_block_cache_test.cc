@@ -1,4 +1,4 @@
-#include "core/large_block_cache.h"
+#include "core/util/large_block_cache.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

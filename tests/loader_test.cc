@@ -1,6 +1,6 @@
 #include "core/data/loader.h"
 #include "core/data/synthetic.h"
-#include "core/data/training_data.h"
+#include "core/train/run_data.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -146,12 +146,12 @@ TEST_F(LoaderTest, EthnicityBalanceDrawsRareEthnicitiesAsOftenAsCommonOnes) {
 
 TEST_F(LoaderTest, OpenTrainingDataBalancesTrainingOnly) {
   TrainingConfig config;
-  config.data_dir = dir_.path();
+  config.data.data_dir = dir_.path();
   config.batch_size = 8;
   config.image_size = 32;
   config.device = "cpu";
   const TrainingData plain = OpenTrainingData(config);
-  config.ethnicity_balance = 1.0;
+  config.data.ethnicity_balance = 1.0;
   const TrainingData balanced = OpenTrainingData(config);
   // Validation is the same faces in the same order, balanced or not; training draws differently.
   const auto plain_validation = Epoch(*plain.validation, 3), balanced_validation = Epoch(*balanced.validation, 3);
@@ -170,8 +170,8 @@ TEST_F(LoaderTest, OpenTrainingDataBalancesTrainingOnly) {
 
 TEST_F(LoaderTest, OpenTrainingDataSplitsAndRejectsEmptyFolders) {
   TrainingConfig config;
-  config.data_dir = dir_.path();
-  config.val_fraction = 0.2;
+  config.data.data_dir = dir_.path();
+  config.data.val_fraction = 0.2;
   config.batch_size = 8;
   config.image_size = 32;
   config.device = "cpu";
@@ -181,7 +181,7 @@ TEST_F(LoaderTest, OpenTrainingDataSplitsAndRejectsEmptyFolders) {
 
   testing::TempDir empty;
   std::ofstream(empty / "README.md") << "no images here";
-  config.data_dir = empty.path();
+  config.data.data_dir = empty.path();
   try {
     OpenTrainingData(config);
     FAIL() << "expected an error";

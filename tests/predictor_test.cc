@@ -1,6 +1,7 @@
 #include "core/data/image_io.h"
 #include "core/data/synthetic.h"
 #include "core/infer/predictor.h"
+#include "core/loss/multitask_loss.h"
 #include "tests/test_util.h"
 
 #include <gtest/gtest.h>
@@ -23,7 +24,7 @@ class PredictorTest : public ::testing::Test {
     for (auto& b : model_->named_buffers()) {
       if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
     }
-    ExportModel(dir_ / "model.pt", model_, *MakeMultiTaskLoss({}), 40);
+    ExportModel(dir_ / "model.pt", model_, MakeMultiTaskLoss({})->LogVariances(), 40);
     std::mt19937_64 rng(9);
     for (int i = 0; i < 5; ++i) images_.push_back(RenderSyntheticFace({20 + 10 * i, i % 2, i}, 70 + 10 * i, rng));
   }

@@ -3,7 +3,7 @@
 #include "core/data/synthetic.h"
 #include "core/data/utkface_dataset.h"
 #include "core/loss/multitask_loss.h"
-#include "core/train/checkpoint.h"
+#include "core/model/model_file.h"
 #include "server/auth.h"
 #include "server/server.h"
 #include "server/tls_material.h"
@@ -62,7 +62,7 @@ void WriteModel(const std::string& path, uint64_t seed) {
   torch::manual_seed(seed);
   MultiTaskNet model(ResNetOptions{Arch::kResNet18, 8});
   auto loss = MakeMultiTaskLoss({});
-  ExportModel(path, model, *loss, 32);
+  ExportModel(path, model, loss->LogVariances(), 32);
 }
 
 // One server with authentication on; tokens made by facetctl.

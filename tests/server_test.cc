@@ -1,6 +1,7 @@
 // Integration tests: the real facet-server process, driven through gRPC stubs and facetctl.
 #include "core/data/synthetic.h"
 #include "core/data/utkface_dataset.h"
+#include "core/model/model_file.h"
 #include "core/train/checkpoint.h"
 #include "tests/server_process.h"
 
@@ -300,7 +301,7 @@ TEST_F(ServerTest, PredictAnswersEachImageAndReportsACorruptOneAlone) {
 TEST_F(ServerTest, ActivateSwapsModelsWhilePredictRunsWithoutAFailedRequest) {
   // A second model, registered from a file exported by the core library.
   MultiTaskNet other(ResNetOptions{Arch::kResNet18, 8});
-  ExportModel(data_ + "/other.pt", other, *MakeMultiTaskLoss({}), 40);
+  ExportModel(data_ + "/other.pt", other, MakeMultiTaskLoss({})->LogVariances(), 40);
   const v1::Model second = client().RegisterModel("other.pt");
   EXPECT_EQ(second.image_size(), 40);
   EXPECT_EQ(CodeOf([&] { client().RegisterModel("faces"); }), grpc::StatusCode::INVALID_ARGUMENT);
@@ -414,7 +415,12 @@ TEST_F(ServerTest, FacetctlDrivesTheServer) {
   EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --server 127.0.0.1:" + nowhere + " --timeout 2 jobs",
                                 &out), 3) << out;
   EXPECT_EQ(testing::RunCommand(std::string(FACETCTL_BINARY) + " --help", &out), 0);
-  EXPECT_NE(out.find("make-dataset"), std::string::npos);
+  EXPECT_NE(out.find("facet-make-dataset"), std::string::npos) << out;
+  // The training flags come from the core's table: the server's defaults and ranges.
+  EXPECT_EQ(testing::RunCommand(ctl + "train --help", &out), 0) << out;
+  EXPECT_NE(out.find("--batch"), std::string::npos) << out;
+  EXPECT_NE(out.find("[2, 4096]"), std::string::npos) << out;
+  EXPECT_NE(out.find("--max-zoom"), std::string::npos) << out;
 }
 
 TEST_F(ServerTest, FacetctlSetsEveryAugmentationStrengthAndShowsItInTheJob) {
@@ -437,7 +443,7 @@ TEST_F(ServerTest, FacetctlSetsEveryAugmentationStrengthAndShowsItInTheJob) {
   // Unset flags keep the server's defaults, which --help shows; a strength outside the augmenter's range is refused.
   ASSERT_EQ(testing::RunCommand(ctl + "train --help", &out), 0) << out;
   EXPECT_NE(out.find("--max-rotate-degrees"), std::string::npos) << out;
-  EXPECT_NE(out.find("the largest warp, in normalised coordinates (0 to 0.5)"), std::string::npos) << out;
+  EXPECT_NE(out.find("the largest warp, in normalised coordinates [0, 0.5] (default 0.2)"), std::string::npos) << out;
   EXPECT_EQ(testing::RunCommand(ctl + tiny + "--max-warp 0.7", &out), 1) << out;
   EXPECT_NE(out.find("INVALID_ARGUMENT: augment.max_warp"), std::string::npos) << out;
   EXPECT_EQ(testing::RunCommand(ctl + tiny + "--no-augment --watch", &out), 0) << out;
@@ -588,6 +594,28 @@ TEST(ServerRestart, SigtermMidEpochCheckpointsThatStepAndTheRestartedJobContinue
   EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << server.Log();
   ASSERT_EQ(job.history_size(), 3) << "history intact: every epoch once";
   for (int i = 0; i < 3; ++i) EXPECT_EQ(job.history(i).epoch(), i + 1);
+}
+
+}  // namespace
+}  // namespace facet
+
+namespace facet {
+namespace {
+
+// facet-make-dataset: the synthetic writer as a tool of its own (facetctl no longer links OpenCV).
+TEST(MakeDatasetTool, WritesAScannableSetAndRefusesBadFlags) {
+  testing::TempDir dir;
+  const std::string tool = FACET_MAKE_DATASET_BINARY;
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(tool + " --out " + (dir / "faces") + " --count 12 --size 40", &out), 0) << out;
+  EXPECT_NE(out.find("wrote 12"), std::string::npos) << out;
+  const ScanResult scan = ScanUtkFaceFolder(dir / "faces");
+  EXPECT_EQ(scan.report.usable, 12);
+  EXPECT_EQ(testing::RunCommand(tool + " --count 12", &out), 2) << out;  // no --out
+  EXPECT_NE(out.find("--out"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(tool + " --out " + (dir / "x") + " --count zero", &out), 2) << out;
+  EXPECT_EQ(testing::RunCommand(tool + " --help", &out), 0) << out;
+  EXPECT_NE(out.find("usage: facet-make-dataset"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "tests/test_util.h"
 
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 
 #include <torch/torch.h>
 

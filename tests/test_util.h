@@ -1,7 +1,7 @@
 // Shared test helpers: temporary folders, the shared UTKFace data, the Python peer, small in-memory data.
 #pragma once
 
-#include "core/train/batch_source.h"
+#include "core/data/batch_source.h"
 
 #include <functional>
 #include <optional>

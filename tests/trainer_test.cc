@@ -1,8 +1,9 @@
 #include "core/data/synthetic.h"
-#include "core/data/training_data.h"
+#include "core/model/model_file.h"
 #include "core/model/state_dict.h"
 #include "core/train/checkpoint.h"
 #include "core/train/lr_finder.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
 #include "tests/test_util.h"
 
@@ -34,7 +35,7 @@ class TrainerTest : public ::testing::Test {
   }
   static TrainingConfig TinyConfig() {
     TrainingConfig c;
-    c.data_dir = dir_->path();
+    c.data.data_dir = dir_->path();
     c.arch = "resnet18";
     c.base_width = 16;
     c.image_size = 48;
@@ -43,7 +44,7 @@ class TrainerTest : public ::testing::Test {
     c.unfrozen = {4, 3e-3, 3e-4};
     c.device = "cpu";
     c.threads = 2;
-    c.loader_workers = 2;
+    c.data.loader_workers = 2;
     return c;
   }
   static testing::TempDir* dir_;
@@ -106,7 +107,7 @@ TEST_F(TrainerTest, LearnsAllThreeTasksOnSyntheticFaces) {
 
 TEST_F(TrainerTest, FrozenStageLeavesEncoderConvolutionsUntouched) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 200;
+  config.data.max_images = 200;
   config.unfrozen.epochs = 0;
   TrainingData data = OpenTrainingData(config);
   Trainer trainer(config, *data.train, *data.validation);
@@ -131,7 +132,7 @@ TEST_F(TrainerTest, FrozenStageLeavesEncoderConvolutionsUntouched) {
 
 TEST_F(TrainerTest, CancelStopsBetweenSteps) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 200;
+  config.data.max_images = 200;
   TrainingData data = OpenTrainingData(config);
   Trainer trainer(config, *data.train, *data.validation);
   int steps = 0;
@@ -164,7 +165,7 @@ class CountingSource final : public BatchSource {
 
 TEST_F(TrainerTest, CalibrateReusesTheLastValidationPassUntilTheWeightsChange) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 0;
   config.unfrozen.epochs = 1;
   TrainingData data = OpenTrainingData(config);
@@ -195,7 +196,7 @@ std::pair<TensorMap, std::vector<EpochMetrics>> UninterruptedRun(TrainingConfig 
 
 TEST_F(TrainerTest, ResumeFromACheckpointContinuesExactly) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 1;
   config.unfrozen.epochs = 2;
 
@@ -234,7 +235,7 @@ TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
   for (const Case c : {Case{0.0, 0.0}, Case{0.9, 0.0}, Case{0.0, 0.4}}) {
     SCOPED_TRACE("ema_decay " + std::to_string(c.ema_decay) + ", mixup_alpha " + std::to_string(c.mixup_alpha));
     TrainingConfig config = TinyConfig();
-    config.max_images = 160;
+    config.data.max_images = 160;
     config.frozen.epochs = 1;
     config.unfrozen.epochs = 2;
     config.ema_decay = c.ema_decay;
@@ -284,7 +285,7 @@ TEST_F(TrainerTest, SuspendMidEpochCheckpointsThatStepAndResumesExactly) {
 // schedule runs whole within it. A second run over its checkpoints trains nothing: the plan ended there.
 TEST_F(TrainerTest, ABudgetShorterThanAnEpochTrainsOneUnfrozenEpochAnnealedToItsEnd) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 1;
   config.unfrozen.epochs = 50;  // a budget replaces it
   config.time_budget_seconds = 1e-3;
@@ -321,7 +322,7 @@ TEST_F(TrainerTest, ABudgetShorterThanAnEpochTrainsOneUnfrozenEpochAnnealedToIts
 // validation takes none. An epoch is then 4 steps = 4 s, later 8 s, against a budget of 30 s.
 TEST_F(TrainerTest, ABudgetPlansFromTheMeasuredPaceAndReplansWhenItChanges) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 0;
   config.time_budget_seconds = 30;
   TrainingData data = OpenTrainingData(config);
@@ -352,7 +353,7 @@ TEST_F(TrainerTest, ABudgetPlansFromTheMeasuredPaceAndReplansWhenItChanges) {
 
 TEST_F(TrainerTest, TheWeightAverageIsWhatValidatesCalibratesAndExports) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 0;
   config.unfrozen.epochs = 2;
   config.ema_decay = 0.9;
@@ -407,7 +408,7 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
   config.unfrozen.lr_min = 1.0;
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
   config = TinyConfig();
-  config.augment.flip_probability = 2;
+  config.data.augment.flip_probability = 2;
   EXPECT_THROW(ValidateTrainingConfig(config), std::invalid_argument);
   config = TinyConfig();
   config.precision = "fp16";
@@ -430,7 +431,7 @@ TEST_F(TrainerTest, RejectsBadConfigsNamingTheField) {
 
 TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 1;
   config.unfrozen.epochs = 1;
   std::map<std::string, std::vector<EpochMetrics>> histories;
@@ -452,7 +453,7 @@ TEST_F(TrainerTest, Bfloat16AutocastTrainsLikeFloat32WithinItsPrecision) {
 
 TEST_F(TrainerTest, TheConfiguredAgeLossIsWhatTrainsAndWhatValidationReports) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 0;
   config.unfrozen.epochs = 1;
   config.loss.age_loss = AgeLoss::kYearsL1;
@@ -471,7 +472,7 @@ TEST_F(TrainerTest, TheConfiguredAgeLossIsWhatTrainsAndWhatValidationReports) {
 
 TEST_F(TrainerTest, TheLogVarianceLearningRateScaleSpeedsTheLearnedWeights) {
   TrainingConfig config = TinyConfig();
-  config.max_images = 160;
+  config.data.max_images = 160;
   config.frozen.epochs = 0;
   config.unfrozen.epochs = 1;
   std::map<double, EpochMetrics> last;
@@ -492,7 +493,7 @@ TEST_F(TrainerTest, PretrainedEncoderWithWrongKeysIsAClearError) {
   testing::TempDir tmp;
   WriteTensorFile(tmp / "enc.pt", {{"conv1.weight", torch::zeros({3, 3})}});
   TrainingConfig config = TinyConfig();
-  config.max_images = 100;
+  config.data.max_images = 100;
   config.pretrained_encoder = tmp / "enc.pt";
   TrainingData data = OpenTrainingData(config);
   try {

@@ -1,6 +1,7 @@
 #include "core/data/augment.h"
 
-#include "core/infer/preprocess.h"
+#include "core/data/image_io.h"
+#include "core/image/resample.h"
 
 #include <opencv2/imgproc.hpp>
 
@@ -44,14 +45,6 @@ Matrix3 Zoom(std::mt19937_64& rng, double max_zoom) {
   return Matrix3(1 / scale, 0, col, 0, 1 / scale, row, 0, 0, 1);
 }
 
-// OpenCV's BORDER_REFLECT_101: ... 2 1 | 0 1 2 ... n-1 | n-2 ...; coordinates far outside fold back repeatedly.
-int Reflect101(int i, int n) {
-  if (n == 1) return 0;
-  const int period = 2 * (n - 1);
-  i = std::abs(i) % period;
-  return i < n ? i : period - i;
-}
-
 // torchvision's RandomErasing with value 0 (the mean colour once normalised): up to ten draws of an area and an
 // aspect ratio, the first rectangle that fits is erased in all channels.
 void EraseRandomRectangle(std::mt19937_64& rng, double max_area, int n, float* out_chw) {
@@ -91,82 +84,59 @@ void Augmenter::Apply(const cv::Mat& bgr, bool augment, std::mt19937_64& rng, fl
   const int n = size_;
   const int h = bgr.rows, w = bgr.cols;
 
+  if (!augment) {
+    ResizeToNetworkInput(ViewOf(bgr), n, out_chw);  // the validation resize, as the predictor makes it
+    return;
+  }
   // Output pixel centres in [-1,1] (aligned corners), pushed through warp then affine, mapped to source pixels.
+  // Drawn in the reference's order, so that one seed means the same transforms.
   bool warp = false, transform = false;
   Matrix3 homography = Matrix3::eye(), affine = Matrix3::eye();
-  if (augment) {
-    // Draw in the reference's order so one seed means the same transforms.
-    if (Chance(rng, options_.warp_probability)) warp = true, homography = SymmetricWarp(rng, options_.max_warp);
-    if (Chance(rng, options_.rotate_probability)) transform = true, affine = affine * Rotation(rng, options_.max_rotate_degrees);
-    if (Chance(rng, options_.zoom_probability)) transform = true, affine = affine * Zoom(rng, options_.max_zoom);
-  }
-  // Source pixel coordinates of every output pixel.
-  std::vector<double> src_x(static_cast<size_t>(n) * n), src_y(src_x.size());
+  if (Chance(rng, options_.warp_probability)) warp = true, homography = SymmetricWarp(rng, options_.max_warp);
+  if (Chance(rng, options_.rotate_probability)) transform = true, affine = affine * Rotation(rng, options_.max_rotate_degrees);
+  if (Chance(rng, options_.zoom_probability)) transform = true, affine = affine * Zoom(rng, options_.max_zoom);
+  const size_t plane = static_cast<size_t>(n) * n;
+  std::vector<double> src_x(plane), src_y(plane);
   for (int r = 0; r < n; ++r) {
-    const double y = n == 1 ? 0.0 : -1.0 + 2.0 * r / (n - 1);
     for (int c = 0; c < n; ++c) {
-      const double x = n == 1 ? 0.0 : -1.0 + 2.0 * c / (n - 1);
-      cv::Vec3d p(x, y, 1.0);
+      cv::Vec3d p(AlignedCornerCoordinate(c, n), AlignedCornerCoordinate(r, n), 1.0);
       if (warp) {
         p = homography * p;
         p = cv::Vec3d(p[0] / p[2], p[1] / p[2], 1.0);
       }
       if (transform) p = affine * p;
-      src_x[static_cast<size_t>(r) * n + c] = (p[0] + 1) * 0.5 * (w - 1);
-      src_y[static_cast<size_t>(r) * n + c] = (p[1] + 1) * 0.5 * (h - 1);
+      src_x[static_cast<size_t>(r) * n + c] = PixelOfCoordinate(p[0], w);
+      src_y[static_cast<size_t>(r) * n + c] = PixelOfCoordinate(p[1], h);
     }
   }
-  // Exact bilinear sampling. cv::remap would quantise positions to 1/32 pixel, which makes it differ from the
-  // predictor's LibTorch resize by up to 0.01 (on a [0,1] scale); this keeps validation and serving identical.
-  cv::Mat sampled(n, n, CV_32FC3);
-  for (int r = 0; r < n; ++r) {
-    auto* out_row = sampled.ptr<cv::Vec3f>(r);
-    for (int c = 0; c < n; ++c) {
-      const double sx = src_x[static_cast<size_t>(r) * n + c], sy = src_y[static_cast<size_t>(r) * n + c];
-      const double fx0 = std::floor(sx), fy0 = std::floor(sy);
-      const double ax = sx - fx0, ay = sy - fy0;
-      const int x0 = Reflect101(static_cast<int>(fx0), w), x1 = Reflect101(static_cast<int>(fx0) + 1, w);
-      const int y0 = Reflect101(static_cast<int>(fy0), h), y1 = Reflect101(static_cast<int>(fy0) + 1, h);
-      const auto* row0 = bgr.ptr<cv::Vec3b>(y0);
-      const auto* row1 = bgr.ptr<cv::Vec3b>(y1);
-      for (int ch = 0; ch < 3; ++ch) {
-        const double top = (1 - ax) * row0[x0][ch] + ax * row0[x1][ch];
-        const double bottom = (1 - ax) * row1[x0][ch] + ax * row1[x1][ch];
-        out_row[c][ch] = static_cast<float>(((1 - ay) * top + ay * bottom) / 255.0);
-      }
-    }
-  }
+  std::vector<float> sampled(3 * plane);
+  SampleBilinearRgb(ViewOf(bgr), src_x.data(), src_y.data(), plane, sampled.data());
 
-  bool brightness = false, contrast = false, flip = false;
-  double brightness_shift = 0.0, contrast_scale = 1.0;
-  if (augment) {
-    const double l = options_.max_lighting;
-    brightness = Chance(rng, options_.lighting_probability);
-    brightness_shift = Logit(Uniform(rng, 0.5 - l / 2, 0.5 + l / 2));
-    contrast = Chance(rng, options_.lighting_probability);
-    contrast_scale = std::exp(Uniform(rng, std::log(1 - l), -std::log(1 - l)));
-    flip = Chance(rng, options_.flip_probability);
-  }
-  const size_t plane = static_cast<size_t>(n) * n;
-  for (int r = 0; r < n; ++r) {
-    const auto* row = sampled.ptr<cv::Vec3f>(r);
-    for (int c = 0; c < n; ++c) {
-      const cv::Vec3f& px = row[flip ? n - 1 - c : c];
-      for (int ch = 0; ch < 3; ++ch) {
-        double v = px[2 - ch];  // BGR -> RGB
+  const double l = options_.max_lighting;
+  const bool brightness = Chance(rng, options_.lighting_probability);
+  const double brightness_shift = Logit(Uniform(rng, 0.5 - l / 2, 0.5 + l / 2));
+  const bool contrast = Chance(rng, options_.lighting_probability);
+  const double contrast_scale = std::exp(Uniform(rng, std::log(1 - l), -std::log(1 - l)));
+  const bool flip = Chance(rng, options_.flip_probability);
+  for (int ch = 0; ch < 3; ++ch) {
+    for (int r = 0; r < n; ++r) {
+      const float* in_row = sampled.data() + ch * plane + static_cast<size_t>(r) * n;
+      float* out_row = out_chw + ch * plane + static_cast<size_t>(r) * n;
+      for (int c = 0; c < n; ++c) {
+        double v = in_row[flip ? n - 1 - c : c];
         if (brightness || contrast) {
           double x = Logit(v);
           if (brightness) x += brightness_shift;
           if (contrast) x *= contrast_scale;
           v = 1.0 / (1.0 + std::exp(-x));
         }
-        out_chw[ch * plane + static_cast<size_t>(r) * n + c] =
-            static_cast<float>((v - kImageNetMean[ch]) / kImageNetStd[ch]);
+        out_row[c] = static_cast<float>(v);
       }
     }
   }
+  NormalizeImageNet(out_chw, plane);
   // Drawn last, so that with erasing off every other transform draws what the reference draws for the same seed.
-  if (augment && Chance(rng, options_.erase_probability)) {
+  if (Chance(rng, options_.erase_probability)) {
     EraseRandomRectangle(rng, options_.max_erase_area, n, out_chw);
   }
 }

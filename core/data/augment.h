@@ -13,8 +13,8 @@ namespace facet {
 // written to `out_chw`. Like the reference (and fastai's lazy flow field), warp, rotation and zoom compose into one
 // sampling grid in normalised coordinates with aligned corners, sampled bilinearly with reflection at the border;
 // then lighting in logit space, a horizontal flip and (when asked) random erasing. Sampling is exact bilinear (not
-// cv::remap's 1/32-pixel grid), so it agrees with LibTorch's interpolate(align_corners=True) to float rounding. With
-// augment=false it is exactly the validation resize, which equals PreprocessImage (the predictor's LibTorch path).
+// cv::remap's 1/32-pixel grid: SampleBilinearRgb). With augment=false it is the validation resize itself
+// (ResizeToNetworkInput), which the predictor serves with. Thread-safe: Apply is const and draws from the caller's rng.
 class Augmenter {
  public:
   Augmenter(const AugmentOptions& options, int size);

@@ -1,26 +1,40 @@
 #include "core/data/augment_options.h"
 
-#include "core/util/range_check.h"
-
 namespace facet {
-namespace {
 
-void CheckStrength(const char* field, double value, StrengthRange range) { CheckRange(field, value, range.lo, range.hi); }
+const std::vector<ConfigField<AugmentOptions>>& AugmentFields() {
+  using Field = ConfigField<AugmentOptions>;
+  static const std::vector<Field> fields = {
+      {"augment.flip_probability", "flip-probability", "augmentation: share of training images mirrored left to right",
+       0.0, 1.0, false, false, 1.0, FACET_FIELD_ACCESS(flip_probability), nullptr},
+      {"augment.rotate_probability", "rotate-probability", "augmentation: share of training images rotated", 0.0, 1.0,
+       false, false, 1.0, FACET_FIELD_ACCESS(rotate_probability), nullptr},
+      {"augment.max_rotate_degrees", "max-rotate-degrees", "augmentation: the largest rotation in degrees, either way",
+       0.0, 90.0, false, false, 1.0, FACET_FIELD_ACCESS(max_rotate_degrees), nullptr},
+      {"augment.zoom_probability", "zoom-probability", "augmentation: share of training images zoomed in", 0.0, 1.0,
+       false, false, 1.0, FACET_FIELD_ACCESS(zoom_probability), nullptr},
+      {"augment.max_zoom", "max-zoom", "augmentation: the largest zoom", 1.0, 3.0, false, false, 1.0,
+       FACET_FIELD_ACCESS(max_zoom), nullptr},
+      {"augment.warp_probability", "warp-probability", "augmentation: share of training images given a perspective warp",
+       0.0, 1.0, false, false, 1.0, FACET_FIELD_ACCESS(warp_probability), nullptr},
+      {"augment.max_warp", "max-warp", "augmentation: the largest warp, in normalised coordinates", 0.0, 0.5, false,
+       false, 1.0, FACET_FIELD_ACCESS(max_warp), nullptr},
+      {"augment.lighting_probability", "lighting-probability",
+       "augmentation: share of training images with brightness and contrast changed", 0.0, 1.0, false, false, 1.0,
+       FACET_FIELD_ACCESS(lighting_probability), nullptr},
+      {"augment.max_lighting", "max-lighting", "augmentation: the largest brightness and contrast change", 0.0, 0.9,
+       false, false, 1.0, FACET_FIELD_ACCESS(max_lighting), nullptr},
+      {"augment.erase_probability", "erase-probability",
+       "random erasing: the share of training images with a rectangle set to the mean colour (0: off)", 0.0, 1.0,
+       false, false, 1.0, FACET_FIELD_ACCESS(erase_probability), nullptr},
+      {"augment.max_erase_area", "max-erase-area", "random erasing: the rectangle's largest share of the image",
+       kMinEraseArea, 0.9, false, false, 1.0, FACET_FIELD_ACCESS(max_erase_area), nullptr},
+  };
+  return fields;
+}
 
-}  // namespace
-
-void ValidateAugmentOptions(const AugmentOptions& a) {
-  CheckProbability("augment.flip_probability", a.flip_probability);
-  CheckProbability("augment.rotate_probability", a.rotate_probability);
-  CheckProbability("augment.zoom_probability", a.zoom_probability);
-  CheckProbability("augment.warp_probability", a.warp_probability);
-  CheckProbability("augment.lighting_probability", a.lighting_probability);
-  CheckStrength("augment.max_rotate_degrees", a.max_rotate_degrees, kMaxRotateDegreesRange);
-  CheckStrength("augment.max_zoom", a.max_zoom, kMaxZoomRange);
-  CheckStrength("augment.max_warp", a.max_warp, kMaxWarpRange);
-  CheckStrength("augment.max_lighting", a.max_lighting, kMaxLightingRange);
-  CheckProbability("augment.erase_probability", a.erase_probability);
-  CheckStrength("augment.max_erase_area", a.max_erase_area, kMaxEraseAreaRange);
+void ValidateAugmentOptions(const AugmentOptions& options) {
+  for (const auto& field : AugmentFields()) field.Check(options);
 }
 
 }  // namespace facet

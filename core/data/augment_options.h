@@ -1,5 +1,10 @@
-// Augmentation switches and strengths. Plain data: shared by the trainer's configuration and the OpenCV library.
+// Augmentation switches and strengths. Plain data: shared by the trainer's configuration, the OpenCV library and
+// the CLI.
 #pragma once
+
+#include "core/util/config_field.h"
+
+#include <vector>
 
 namespace facet {
 
@@ -24,22 +29,13 @@ struct AugmentOptions {
 // The smallest rectangle random erasing draws, as a share of the image (torchvision's RandomErasing).
 inline constexpr double kMinEraseArea = 0.02;
 
-// The strengths the augmenter accepts: ValidateAugmentOptions enforces them and facetctl's --help prints them. The
-// lower bounds of zoom and erased area are where the augmenter's draws start (zoom 1, an erased area of 2%): below
-// them a draw's interval would be empty.
-struct StrengthRange {
-  double lo;
-  double hi;
-};
-inline constexpr StrengthRange kMaxRotateDegreesRange{0.0, 90.0};
-inline constexpr StrengthRange kMaxZoomRange{1.0, 3.0};
-inline constexpr StrengthRange kMaxWarpRange{0.0, 0.5};
-inline constexpr StrengthRange kMaxLightingRange{0.0, 0.9};
-inline constexpr StrengthRange kMaxEraseAreaRange{kMinEraseArea, 0.9};
+// Each probability and strength: its API name ("augment.max_zoom"), facetctl flag, help and accepted range. The lower
+// bounds of zoom and erased area are where the augmenter's draws start (zoom 1, an erased area of kMinEraseArea):
+// below them a draw's interval would be empty. `enabled` is a switch, not in the table.
+const std::vector<ConfigField<AugmentOptions>>& AugmentFields();
 
-// Throws std::invalid_argument("augment.<field>: ...") for a probability outside [0, 1] or a strength outside what
-// the augmenter can draw from (NaN included). The Augmenter checks its options with it, and so does
-// ValidateTrainingConfig.
+// Throws std::invalid_argument("augment.<field>: ...") for a value outside its AugmentFields() range (NaN
+// included). The Augmenter checks its options with it, and so does ValidateTrainingConfig.
 void ValidateAugmentOptions(const AugmentOptions& options);
 
 }  // namespace facet

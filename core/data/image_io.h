@@ -1,7 +1,9 @@
 // Decoding images with OpenCV, and viewing them for the LibTorch-only predictor.
+// Pure functions, thread-safe. They throw ImageDecodeError (an std::invalid_argument) for bytes that are not an
+// image they accept.
 #pragma once
 
-#include "core/infer/preprocess.h"
+#include "core/image/image_view.h"
 
 #include <opencv2/core/mat.hpp>
 
@@ -31,7 +33,7 @@ cv::Mat DecodeImage(std::string_view bytes, int64_t max_pixels = 0);
 // Reads and decodes a file. Throws ImageDecodeError naming the path.
 cv::Mat ReadImageFile(const std::string& path);
 
-// A borrowed view of an 8-bit Mat (1, 3 or 4 channels) for Predictor / PreprocessImage.
+// A borrowed view of an 8-bit Mat (1, 3 or 4 channels) for the image primitives and the Predictor.
 ImageView ViewOf(const cv::Mat& image);
 
 }  // namespace facet

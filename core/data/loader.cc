@@ -1,7 +1,7 @@
 #include "core/data/loader.h"
 
 #include "core/data/image_io.h"
-#include "core/seed.h"
+#include "core/util/seed.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>

@@ -2,8 +2,8 @@
 #pragma once
 
 #include "core/data/augment.h"
+#include "core/data/batch_source.h"
 #include "core/data/utkface_dataset.h"
-#include "core/train/batch_source.h"
 
 #include <atomic>
 #include <condition_variable>

@@ -1,6 +1,6 @@
 #include "core/data/synthetic.h"
 
-#include "core/seed.h"
+#include "core/util/seed.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>

@@ -1,5 +1,7 @@
 // A synthetic UTKFace-format data set: face-like images whose pixels depend on the labels, so that a model can
 // learn age, gender and ethnicity from them (not memorise noise). For the demo and tests; seeded and fast.
+// Pure functions of their seed, thread-safe. WriteSyntheticDataset throws std::runtime_error naming a file it cannot
+// write, std::invalid_argument on options it cannot render.
 #pragma once
 
 #include "core/labels.h"

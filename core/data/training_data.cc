@@ -1,7 +1,5 @@
 #include "core/data/training_data.h"
 
-#include "core/device.h"
-
 #include <stdexcept>
 
 namespace facet {
@@ -15,14 +13,15 @@ ScanResult ScanNonEmpty(const std::string& folder) {
 
 }  // namespace
 
-TrainingData OpenTrainingData(const TrainingConfig& config, DataShard shard) {
+TrainingData OpenTrainingData(const DataConfig& config, const BatchShape& shape, uint64_t seed, DataShard shard) {
+  ValidateDataConfig(config);
   TrainingData data;
   ScanResult scan = ScanNonEmpty(config.data_dir);
   data.train_report = scan.report;
-  std::vector<Sample> samples = Subsample(scan.samples, config.max_images, config.seed);
+  std::vector<Sample> samples = Subsample(scan.samples, config.max_images, seed);
   std::vector<Sample> train, validation;
   if (config.val_dir.empty()) {
-    std::tie(train, validation) = SplitTrainValidation(samples, config.val_fraction, config.seed);
+    std::tie(train, validation) = SplitTrainValidation(samples, config.val_fraction, seed);
     data.validation_report = scan.report;
   } else {
     ScanResult val_scan = ScanNonEmpty(config.val_dir);
@@ -32,10 +31,10 @@ TrainingData OpenTrainingData(const TrainingConfig& config, DataShard shard) {
   }
 
   LoaderOptions train_options;
-  train_options.image_size = config.image_size;
-  train_options.batch_size = config.batch_size;
+  train_options.image_size = shape.image_size;
+  train_options.batch_size = shape.batch_size;
   train_options.workers = config.loader_workers;
-  train_options.pin_memory = ResolveDevice(config.device).is_cuda();
+  train_options.pin_memory = shape.pin_memory;
   LoaderOptions validation_options = train_options;
   train_options.shuffle = true;
   train_options.ethnicity_balance = config.ethnicity_balance;

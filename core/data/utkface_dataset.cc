@@ -1,5 +1,7 @@
 #include "core/data/utkface_dataset.h"
 
+#include "core/data/data_config.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
@@ -66,7 +68,7 @@ std::pair<std::vector<Sample>, std::vector<Sample>> SplitTrainValidation(const s
   std::vector<size_t> order(samples.size());
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
-  const size_t cut = static_cast<size_t>(validation_fraction * static_cast<double>(samples.size()));
+  const size_t cut = static_cast<size_t>(ValidationCount(static_cast<int64_t>(samples.size()), validation_fraction));
   std::vector<bool> is_validation(samples.size(), false);
   for (size_t i = 0; i < cut; ++i) is_validation[order[i]] = true;
   std::pair<std::vector<Sample>, std::vector<Sample>> split;

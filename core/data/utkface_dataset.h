@@ -1,4 +1,6 @@
 // A folder of UTKFace images: listing, subsetting and splitting.
+// Pure functions, thread-safe. ScanUtkFaceFolder throws std::runtime_error for a folder it cannot read;
+// SplitTrainValidation std::invalid_argument for a fraction outside [0, 1).
 #pragma once
 
 #include "core/labels.h"
@@ -38,7 +40,7 @@ ScanResult ScanUtkFaceFolder(const std::string& folder);
 // would be biased).
 std::vector<Sample> Subsample(const std::vector<Sample>& samples, int64_t max_samples, uint64_t seed);
 
-// Deterministic split: a seeded permutation's first floor(fraction * n) samples validate.
+// Deterministic split: a seeded permutation's first ValidationCount(n, fraction) samples validate.
 std::pair<std::vector<Sample>, std::vector<Sample>> SplitTrainValidation(const std::vector<Sample>& samples,
                                                                           double validation_fraction, uint64_t seed);
 

@@ -1,6 +1,8 @@
 // A group of training processes joined through PyTorch's c10d: rendezvous on a TCPStore, collectives through
 // ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, when LibTorch was built with it). The c10d headers stay in
 // the .cc: this header is cheap to include.
+// Thread contract: one thread drives a DistributedGroup (the collectives of every rank must be called in the same
+// order). Collectives throw std::runtime_error when a peer died or timed out; settings errors are std::invalid_argument.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -5,8 +5,8 @@
 //                       [--frozen-epochs 1] [--unfrozen-epochs 3] [--batch 32] [--images 600] [--threads 0]
 #include "core/data/image_io.h"
 #include "core/data/synthetic.h"
-#include "core/data/training_data.h"
 #include "core/infer/predictor.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
 
 #include <cmath>
@@ -75,16 +75,16 @@ int main(int argc, char** argv) {
   const auto flags = ParseFlags(argc, argv);
   try {
     facet::TrainingConfig config;
-    config.data_dir = StrFlag(flags, "data", "");
-    if (config.data_dir.empty()) {
-      config.data_dir = StrFlag(flags, "synthetic-dir",
+    config.data.data_dir = StrFlag(flags, "data", "");
+    if (config.data.data_dir.empty()) {
+      config.data.data_dir = StrFlag(flags, "synthetic-dir",
                                 (std::filesystem::temp_directory_path() / "facet-synthetic").string());
       facet::SyntheticOptions synthetic;
       synthetic.count = IntFlag(flags, "images", 600);
       synthetic.image_size = 96;
-      std::printf("writing %d synthetic images to %s\n", synthetic.count, config.data_dir.c_str());
-      std::filesystem::remove_all(config.data_dir);
-      facet::WriteSyntheticDataset(config.data_dir, synthetic);
+      std::printf("writing %d synthetic images to %s\n", synthetic.count, config.data.data_dir.c_str());
+      std::filesystem::remove_all(config.data.data_dir);
+      facet::WriteSyntheticDataset(config.data.data_dir, synthetic);
     }
     config.arch = StrFlag(flags, "arch", "resnet18");
     config.base_width = IntFlag(flags, "width", 16);
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     std::printf("exported %s\n", out.c_str());
 
     auto predictor = facet::Predictor::FromExport(out, facet::PredictorOptions{config.device});
-    const auto scan = facet::ScanUtkFaceFolder(config.data_dir);
+    const auto scan = facet::ScanUtkFaceFolder(config.data.data_dir);
     std::printf("\n%-44s %6s %6s %8s %6s %10s %6s\n", "image", "age", "true", "gender", "true", "ethnicity", "true");
     for (size_t i = 0; i < scan.samples.size() && i < 5; ++i) {
       const auto& sample = scan.samples[i * (scan.samples.size() / 5)];

@@ -2,6 +2,8 @@
 // weights pre-packed for oneDNN, and activations kept in oneDNN's blocked layout from the first convolution to the
 // last (LibTorch's default NCHW path converts layouts around every convolution). About 1.3-2.3x faster on CPU
 // (docs/benchmarks.md); equal to the module in eval mode within float rounding (tested to 1e-4).
+// Thread-safe once built: forward only reads the folded weights. Building throws std::logic_error for an encoder that is
+// not laid out as a ResNet's.
 #pragma once
 
 #include "core/model/resnet.h"

@@ -1,7 +1,7 @@
 #include "core/infer/predictor.h"
 
-#include "core/device.h"
 #include "core/model/state_dict.h"
+#include "core/util/device.h"
 
 #include <torch/torch.h>
 

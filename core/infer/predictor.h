@@ -4,7 +4,7 @@
 #include "core/infer/fused_encoder.h"
 #include "core/infer/preprocess.h"
 #include "core/labels.h"
-#include "core/train/checkpoint.h"
+#include "core/model/model_file.h"
 
 #include <array>
 #include <memory>

@@ -1,4 +1,6 @@
 // The multi-task network: one shared ResNet encoder, one head per task.
+// Not thread-safe for training (torch::nn::Module); in eval mode under InferenceMode, forward may run on several
+// threads at once. Throws nothing of its own (LibTorch's c10::Error on misshapen input).
 #pragma once
 
 #include "core/model/resnet.h"

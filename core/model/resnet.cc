@@ -99,22 +99,6 @@ void AppendParameters(const nn::Module& m, std::vector<torch::Tensor>& out) {
 
 }  // namespace
 
-Arch ParseArch(const std::string& name) {
-  if (name == "resnet18") return Arch::kResNet18;
-  if (name == "resnet34") return Arch::kResNet34;
-  if (name == "resnet50") return Arch::kResNet50;
-  throw std::invalid_argument("unknown architecture '" + name + "' (expected resnet18, resnet34 or resnet50)");
-}
-
-std::string ArchName(Arch arch) {
-  switch (arch) {
-    case Arch::kResNet18: return "resnet18";
-    case Arch::kResNet34: return "resnet34";
-    case Arch::kResNet50: return "resnet50";
-  }
-  return "unknown";
-}
-
 ResNetEncoderImpl::ResNetEncoderImpl(const ResNetOptions& options) : options_(options) {
   if (options.base_width < 1) throw std::invalid_argument("base_width must be >= 1");
   const ArchSpec spec = SpecOf(options.arch);

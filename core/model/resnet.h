@@ -1,5 +1,9 @@
 // ResNet-18/34/50 encoders (torchvision layout and parameter names, without avgpool and fc).
+// Modules are not thread-safe (torch::nn::Module); an eval-mode module under InferenceMode may be read by several
+// threads (the Predictor does). Construction throws std::invalid_argument for a base width < 1.
 #pragma once
+
+#include "core/model/arch.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -10,11 +14,6 @@
 #include <vector>
 
 namespace facet {
-
-enum class Arch { kResNet18, kResNet34, kResNet50 };
-
-Arch ParseArch(const std::string& name);  // "resnet18" | "resnet34" | "resnet50"; std::invalid_argument otherwise
-std::string ArchName(Arch arch);
 
 struct ResNetOptions {
   Arch arch = Arch::kResNet34;

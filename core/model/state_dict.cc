@@ -1,6 +1,6 @@
 #include "core/model/state_dict.h"
 
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/export.h>

@@ -1,4 +1,6 @@
 // Named tensors in and out of modules and files, in formats Python's torch.save / torch.load share.
+// Pure functions, thread-safe on distinct files and modules. They throw std::runtime_error naming the path for a file
+// they cannot read or write, std::invalid_argument naming the key for a dict that does not fit the module.
 #pragma once
 
 #include <ATen/core/Tensor.h>

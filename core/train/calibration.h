@@ -1,7 +1,8 @@
-// Fitting a Calibration (core/infer/calibration.h) on held-out outputs, and measuring how calibrated they are.
+// Fitting a Calibration (core/model/calibration.h) on held-out outputs, and measuring how calibrated they are.
+// Pure functions, thread-safe. Fitting throws std::invalid_argument for a coverage outside (0, 1).
 #pragma once
 
-#include "core/infer/calibration.h"
+#include "core/model/calibration.h"
 #include "core/train/evaluation.h"
 
 #include <ATen/core/Tensor.h>

@@ -1,7 +1,7 @@
-// Training checkpoints (resume exactly) and model exports (serve, or read from Python).
+// Training checkpoints: resume a run exactly. (Exported models for serving are core/model/model_file.h.)
+// Thread-safe on distinct files; a checkpoint is written atomically (a crash leaves the old one or the new one).
 #pragma once
 
-#include "core/infer/calibration.h"
 #include "core/loss/multitask_loss.h"
 #include "core/model/multitask_net.h"
 #include "core/model/state_dict.h"
@@ -42,24 +42,5 @@ CheckpointState LoadCheckpoint(const std::string& path, MultiTaskNet& model, Mul
 std::vector<std::string> ListCheckpoints(const std::string& folder);
 std::string CheckpointPath(const std::string& folder, int epoch);
 std::string MidEpochCheckpointPath(const std::string& folder, int epochs_completed, int64_t steps);
-
-// An exported model: a plain dict of tensors that Python's torch.load reads. Keys are the model's state dict
-// (`encoder.conv1.weight`, `age_head.4.weight`, ...) plus `log_vars` and metadata as int64 scalars:
-// `meta.format_version`, `meta.image_size`, `meta.base_width`. The architecture follows from the keys.
-// A calibrated export also holds float64 scalars `calib.gender_temperature`, `calib.ethnicity_temperature`,
-// `calib.age_coverage` and `calib.age_log_halfwidth`; without them the model serves uncalibrated.
-struct ExportedModelInfo {
-  Arch arch = Arch::kResNet34;
-  int base_width = 64;
-  int image_size = 64;
-  Calibration calibration;
-};
-
-void ExportModel(const std::string& path, MultiTaskNet& model, const MultiTaskLossImpl& loss, int image_size,
-                 const Calibration& calibration = {});
-
-// Reads an exported model (architecture inferred from its keys) onto `device`, in eval mode.
-// Throws std::runtime_error naming the path and the mismatch on anything that is not a facet export.
-MultiTaskNet LoadExportedModel(const std::string& path, c10::Device device, ExportedModelInfo* info = nullptr);
 
 }  // namespace facet

@@ -1,5 +1,6 @@
 // Sizes the last training stage to a wall-clock budget: as many epochs as fit, re-planned as the run measures its
 // own speed. No LibTorch.
+// Pure functions, thread-safe, throw nothing.
 #pragma once
 
 #include <cstdint>

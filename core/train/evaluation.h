@@ -1,10 +1,11 @@
 // Validation metrics over a whole data set, overall and by group (ethnicity, gender, age decade).
+// Pure functions over tensors, thread-safe; they throw nothing of their own.
 #pragma once
 
+#include "core/data/batch_source.h"
 #include "core/labels.h"
 #include "core/loss/multitask_loss.h"
 #include "core/model/multitask_net.h"
-#include "core/train/batch_source.h"
 
 #include <c10/core/Device.h>
 

@@ -5,6 +5,7 @@
 // memory traffic per step, a real share of a 64-px training step on a CPU. FusedAdamW does the same arithmetic,
 // in the same order and in float, element by element in one pass. Its state, options and checkpoints are
 // AdamW's: a checkpoint written by either loads into the other.
+// Not thread-safe: one training thread steps an optimizer (as torch::optim). Throws nothing of its own.
 #pragma once
 
 #include <torch/optim/adamw.h>

@@ -1,5 +1,6 @@
 // Learning-rate range test (Smith 2015; fastai's lr_find): an exponential sweep of the learning rate over a few
 // hundred steps while the loss is recorded. The model's weights are restored afterwards.
+// Runs on the calling thread; throws std::invalid_argument on a range it cannot sweep.
 #pragma once
 
 #include "core/train/trainer.h"

@@ -1,6 +1,7 @@
 // mixup (Zhang, Cisse, Dauphin & Lopez-Paz, ICLR 2018) for the three tasks: each training image is blended with
 // another of its batch, λx + (1-λ)x', and each task's loss is the same blend of the loss against either face's
 // label. A regulariser: the network has to answer in proportion between faces instead of memorising each one.
+// Pure functions on the calling thread's LibTorch generator; DrawMixup throws std::invalid_argument for alpha <= 0.
 #pragma once
 
 #include "core/loss/multitask_loss.h"

@@ -1,5 +1,7 @@
 // fastai's fit_one_cycle schedule, numerically equal to torch.optim.lr_scheduler.OneCycleLR
 // (anneal_strategy='cos', three_phase=False, cycle_momentum=True). No LibTorch.
+// Immutable once built, so thread-safe; the constructor throws std::invalid_argument for a schedule of no steps or
+// shares outside (0, 1).
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,13 @@
-// Everything a training run takes. Plain data, no LibTorch: the server maps its API onto it.
+// Everything a training run takes. Plain data, no LibTorch or OpenCV: the server maps its API onto it, and the CLI
+// builds its flags from TrainingFields().
 #pragma once
 
-#include "core/data/augment_options.h"
-#include "core/loss/multitask_loss.h"
+#include "core/data/data_config.h"
+#include "core/loss/loss_config.h"
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace facet {
 
@@ -16,12 +18,7 @@ struct StageConfig {
 };
 
 struct TrainingConfig {
-  // Data. Paths are used as given; the server resolves them inside its data root before they get here.
-  std::string data_dir;
-  std::string val_dir;         // when set, all of data_dir trains and val_dir validates
-  double val_fraction = 0.2;   // otherwise this share of data_dir, chosen by seed, validates
-  int max_images = 0;          // seeded subset of data_dir (0: all)
-  double ethnicity_balance = 0.0;  // training draws by ethnicity; see LoaderOptions::ethnicity_balance
+  DataConfig data;  // what it reads, how it splits and augments it
 
   // Model.
   std::string arch = "resnet34";
@@ -44,7 +41,6 @@ struct TrainingConfig {
   // rate per step, and the age log-variance's optimum lies near -5 (its loss is small): at 1x it gets there only
   // after tens of epochs, weighting age too little all the while.
   double log_variance_lr_scale = 1.0;
-  AugmentOptions augment;
   // Above 0: validation, calibration and the exported model use an exponential moving average of the weights,
   // updated after every step with this decay (see WeightAverage). 0: the weights as trained.
   double ema_decay = 0.0;
@@ -56,7 +52,6 @@ struct TrainingConfig {
   // Execution.
   std::string device = "auto";  // cpu | cuda | cuda:N | auto
   int threads = 0;              // LibTorch intra-op threads; 0 = all cores
-  int loader_workers = 2;       // decode/augment threads
   // fp32, or bf16: forward pass and loss under bfloat16 autocast (about 1.5x faster on CPUs with AVX-512 BF16
   // and on recent GPUs; results differ from fp32 at bfloat16's precision). Validation always runs in fp32.
   std::string precision = "fp32";
@@ -67,8 +62,13 @@ struct TrainingConfig {
   int world_size = 1;
 };
 
+// Every numeric setting of a run, DataFields() included: API name, facetctl flag, help, accepted range, and its
+// default as TrainingConfig{} holds it. Fields with an empty flag are the core's own (not in the API).
+const std::vector<ConfigField<TrainingConfig>>& TrainingFields();
+
 // Throws std::invalid_argument whose message starts with the offending field's name ("batch_size: must be ...").
-// Checks values only; whether folders exist is for whoever opens them.
+// Checks values only (every range in TrainingFields(), and the rules between fields); whether folders exist is for
+// whoever opens them.
 void ValidateTrainingConfig(const TrainingConfig& config);
 
 }  // namespace facet

@@ -1,6 +1,8 @@
 // An exponential moving average of a model's weights (Polyak averaging; timm's ModelEmaV2, TensorFlow's
 // ExponentialMovingAverage with num_updates). The average moves less from step to step than the weights it
 // follows, so a model read from it is less tied to the last few batches.
+// Not thread-safe: the training thread updates it. Throws std::invalid_argument for a decay outside [0, 1), std::logic_error
+// when the two models' layouts differ.
 #pragma once
 
 #include "core/model/multitask_net.h"

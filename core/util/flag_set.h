@@ -1,4 +1,6 @@
 // Command-line flags with environment-variable overrides and generated --help. No dependencies.
+// Not thread-safe: a FlagSet is filled and read by one thread at start-up. Parse throws std::invalid_argument naming
+// the flag; defining a flag twice, or getting one never defined (or of another kind), is a std::logic_error.
 #pragma once
 
 #include <map>

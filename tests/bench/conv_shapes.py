@@ -16,7 +16,7 @@ import time
 import torch
 import torchvision
 
-# The glibc tunables equivalent of core/device.cc's mallopt calls; glibc reads them only at start-up.
+# The glibc tunables equivalent of core/util/device.cc's mallopt calls; glibc reads them only at start-up.
 ALLOCATOR = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 
 

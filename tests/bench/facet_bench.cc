@@ -12,15 +12,16 @@
 // Common: --threads N (LibTorch intra-op threads, default 2), --device cpu|cuda|auto, --seconds S (per figure).
 #include "core/data/image_io.h"
 #include "core/data/loader.h"
-#include "core/data/training_data.h"
 #include "core/data/utkface_dataset.h"
-#include "core/device.h"
 #include "core/distributed/distributed_group.h"
-#include "core/file_util.h"
 #include "core/infer/predictor.h"
 #include "core/model/fused_kernels.h"
+#include "core/model/model_file.h"
 #include "core/train/checkpoint.h"
+#include "core/train/run_data.h"
 #include "core/train/trainer.h"
+#include "core/util/device.h"
+#include "core/util/file_util.h"
 #include "core/util/flag_set.h"
 
 #include <torch/torch.h>
@@ -70,18 +71,18 @@ void Sync(const c10::Device& device) {
 
 int Train(const facet::FlagSet& f) {
   facet::TrainingConfig config;
-  config.data_dir = f.GetString("data");
+  config.data.data_dir = f.GetString("data");
   config.arch = f.GetString("arch");
   config.image_size = static_cast<int>(f.GetInt("size"));
   config.batch_size = static_cast<int>(f.GetInt("batch"));
   const int images = static_cast<int>(f.GetInt("images"));
   // Validation is not timed; keep it small but non-empty: `images` train, 1/32 as many validate.
-  config.val_fraction = 1.0 / 33;
-  config.max_images = images + images / 32;
+  config.data.val_fraction = 1.0 / 33;
+  config.data.max_images = images + images / 32;
   config.frozen = {0, 3e-3, 0};
   config.unfrozen = {1, 3e-3, 3e-4};
   config.threads = static_cast<int>(f.GetInt("threads"));
-  config.loader_workers = static_cast<int>(f.GetInt("workers"));
+  config.data.loader_workers = static_cast<int>(f.GetInt("workers"));
   config.device = f.GetString("device");
   config.precision = f.GetString("precision");
   config.channels_last = f.GetBool("channels-last");
@@ -117,7 +118,7 @@ int Train(const facet::FlagSet& f) {
               facet::FusedKernelsEnabled() ? "true" : "false", config.arch.c_str(),
               config.image_size, config.batch_size,
               static_cast<long long>(data.train->num_samples()),
-              facet::ConfigureThreads(config.threads), config.loader_workers, config.world_size,
+              facet::ConfigureThreads(config.threads), config.data.loader_workers, config.world_size,
               f.GetBool("job-thread") ? "true" : "false", static_cast<long long>(steps),
               measured_images / std::max(seconds, 1e-9));
   return 0;
@@ -249,7 +250,7 @@ int Export(const facet::FlagSet& f) {
   torch::manual_seed(0);
   facet::MultiTaskNet model(facet::ResNetOptions{facet::ParseArch(f.GetString("arch")), 64});
   auto loss = facet::MakeMultiTaskLoss({});
-  facet::ExportModel(f.GetString("out"), model, *loss, static_cast<int>(f.GetInt("size")));
+  facet::ExportModel(f.GetString("out"), model, loss->LogVariances(), static_cast<int>(f.GetInt("size")));
   std::printf("{\"bench\":\"export\",\"arch\":\"%s\",\"out\":\"%s\"}\n", f.GetString("arch").c_str(),
               f.GetString("out").c_str());
   return 0;

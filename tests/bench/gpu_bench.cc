@@ -4,10 +4,10 @@
 // decoding. One JSON line per figure; tests/bench/gpu_bench.sh runs it beside the same in Python torch.
 //
 //   facet-gpu-bench [--device cuda] [--arch resnet34] [--sizes 64,128] [--batch 256] [--steps 20]
-#include "core/device.h"
+#include "core/data/batch_source.h"
 #include "core/infer/fused_encoder.h"
-#include "core/train/batch_source.h"
 #include "core/train/trainer.h"
+#include "core/util/device.h"
 #include "core/util/flag_set.h"
 
 #include <torch/torch.h>
@@ -54,7 +54,7 @@ void Train(const facet::FlagSet& f, int size, const std::string& precision, bool
   const int64_t batch = f.GetInt("batch"), steps = f.GetInt("steps");
   RandomBatches train(batch, size, steps, device), validation(batch, size, 1, device);
   facet::TrainingConfig config;
-  config.data_dir = "(random tensors)";
+  config.data.data_dir = "(random tensors)";
   config.arch = f.GetString("arch");
   config.image_size = size;
   config.batch_size = static_cast<int>(batch);

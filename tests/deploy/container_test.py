@@ -162,6 +162,9 @@ class Stack:
         cmd = [os.path.join(ROOT, "deploy", "facetctl"), "--token-file", ".facet-token"] + list(args)
         return run(cmd, env=self.env, check=check, cwd=self.scratch, quiet=quiet)
 
+    def make_dataset(self, *args):
+        return run([os.path.join(ROOT, "deploy", "facet-make-dataset")] + list(args), env=self.env, cwd=self.scratch)
+
     def container(self):
         return self.compose_run("ps", "-q", SERVICE, quiet=True).stdout.strip()
 
@@ -338,7 +341,7 @@ def main():
             else:
                 log("../shared/data is absent: synthetic faces instead of real ones")
                 os.makedirs(f"{scratch}/data", exist_ok=True)
-                stack.facetctl("make-dataset", "--synthetic", "--out", f"{scratch}/data/faces", "--count", "800")
+                stack.make_dataset("--out", f"{scratch}/data/faces", "--count", "800")
                 faces = copy_faces(f"{scratch}/data/faces", f"{scratch}/predict", 8)
             with open(f"{scratch}/predict/not-an-image.jpg", "wb") as f:
                 f.write(b"\xff\xd8\xff\xe0 this is not a JPEG")

@@ -26,8 +26,11 @@ def main(server_bin, ctl_bin):
         grpc_port, metrics_port, prom_port = free_port(), free_port(), free_port()
         server, prom = f"127.0.0.1:{grpc_port}", f"127.0.0.1:{prom_port}"
         ctl = [ctl_bin, "--server", server]
-        subprocess.run(ctl + ["make-dataset", "--synthetic", "--out", f"{tmp}/data/faces", "--count", "120",
-                              "--size", "48"], check=True, stdout=subprocess.DEVNULL)
+        # facet-make-dataset is built beside facetctl: build/core/ next to build/client/.
+        make_dataset = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ctl_bin))), "core",
+                                    "facet-make-dataset")
+        subprocess.run([make_dataset, "--out", f"{tmp}/data/faces", "--count", "120", "--size", "48"], check=True,
+                       stdout=subprocess.DEVNULL)
 
         # The project's Prometheus config, with the target and intervals rewritten for a test.
         config = yaml.safe_load(open(os.path.join(ROOT, "deploy/prometheus/prometheus.yml")))

@@ -167,8 +167,8 @@ def main():
         from facet.v1 import facet_pb2 as pb, facet_pb2_grpc as stubs
 
         data = os.path.join(tmp, "data")
-        subprocess.run([ctl_bin, "make-dataset", "--synthetic", "--out", os.path.join(data, "faces"), "--count", "200",
-                        "--size", "48"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([os.path.join(args.build, "core", "facet-make-dataset"), "--out", os.path.join(data, "faces"),
+                        "--count", "200", "--size", "48"], check=True, stdout=subprocess.DEVNULL)
         face_files = sorted(glob.glob(os.path.join(args.images, "*.jpg")))[:200]
         source = "real UTKFace faces"
         if not face_files:

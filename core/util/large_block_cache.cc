@@ -1,4 +1,4 @@
-#include "core/large_block_cache.h"
+#include "core/util/large_block_cache.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/impl/alloc_cpu.h>

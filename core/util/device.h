@@ -35,7 +35,7 @@ class BFloat16Autocast {
 // Keeps glibc's malloc from returning tensor-sized blocks to the kernel after every step: by default blocks above
 // an adaptive threshold are mmap'ed and unmapped each time, and every step then pays for page faults and zeroing
 // (a third of a ResNet-34 training step on 2 CPU cores; docs/benchmarks.md). Raises the mmap threshold to its
-// maximum (32 MiB) and the trim threshold to 1 GiB, and puts a LargeBlockCache (core/large_block_cache.h) in front
+// maximum (32 MiB) and the trim threshold to 1 GiB, and puts a LargeBlockCache (core/util/large_block_cache.h) in front
 // of LibTorch's CPU allocator for blocks of 1 MiB and more, once per process; called by the Trainer and the
 // Predictor. FACET_KEEP_MALLOC_DEFAULTS=1 in the environment leaves both as they are.
 void ConfigureAllocator();

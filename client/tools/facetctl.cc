@@ -1,10 +1,10 @@
 // facetctl: the command-line client of facet-server. `facetctl --help` lists the commands.
 #include "client/facet_client.h"
-#include "client/load_generator.h"
-#include "core/data/augment_options.h"
-#include "core/data/synthetic.h"
-#include "core/util/sha256.h"
+#include "client/tools/load_generator.h"
+#include "core/train/training_config.h"
 #include "core/util/flag_set.h"
+#include "core/util/sha256.h"
+#include "proto/field_path.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
@@ -21,9 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace v1 = facet::v1;
-using facet::AugmentOptions;
 using facet::FlagSet;
-using facet::StrengthRange;
 using facet::client::FacetClient;
 using facet::client::RpcError;
 
@@ -48,14 +46,13 @@ const char kUsage[] =
     "  predict FILE|DIR... [flags]  predict age (with its 90% range when the model is calibrated), gender and\n"
     "                               ethnicity of images (--json, --detect-faces)\n"
     "  health                       the server's health, per service\n"
-    "  make-dataset --synthetic --out DIR [--count N] [--size N] [--seed N]\n"
-    "                               write a synthetic UTKFace-format data set (no server needed)\n"
     "  bench predict --images DIR [--concurrency 1,8,64,256] [--seconds 10] [--json]\n"
     "                               closed-loop Predict load: images/s and latency percentiles per concurrency\n"
     "  token create --role ROLE [--name NAME]\n"
     "                               make a random API token and the line that enables it in a server's token file\n"
     "                               (roles: admin, predict, read; no server needed)\n"
     "\n"
+    "A synthetic UTKFace-format data set to try it with: facet-make-dataset --out DIR (a tool of its own).\n"
     "`facetctl COMMAND --help` shows a command's flags. --server defaults to $FACET_SERVER or localhost:7070.\n"
     "Tokens: --token, $FACET_TOKEN or --token-file ($FACET_TOKEN_FILE). TLS: --tls-ca (or --tls for the system's\n"
     "roots), and --tls-cert/--tls-key for servers that require client certificates.\n"
@@ -247,84 +244,32 @@ void PrintJob(const v1::Job& job) {
 
 // ----------------------------------------------------------------------------------------------- commands
 
-// The augmentation's probabilities and strengths, one flag per AugmentConfig field. Each flag's default is the
-// server's (AugmentOptions: fastai's get_transforms()), so that --help tells what an unset flag means.
-struct AugmentFlag {
-  const char* name;
-  double AugmentOptions::*option;
-  void (v1::AugmentConfig::*set)(double);
-  const char* help;
-  const StrengthRange* range;  // what the server accepts, printed after `help`; null for a probability
-};
-const AugmentFlag kAugmentFlags[] = {
-    {"flip-probability", &AugmentOptions::flip_probability, &v1::AugmentConfig::set_flip_probability,
-     "augmentation: share of training images mirrored left to right", nullptr},
-    {"rotate-probability", &AugmentOptions::rotate_probability, &v1::AugmentConfig::set_rotate_probability,
-     "augmentation: share of training images rotated", nullptr},
-    {"max-rotate-degrees", &AugmentOptions::max_rotate_degrees, &v1::AugmentConfig::set_max_rotate_degrees,
-     "augmentation: the largest rotation in degrees, either way", &facet::kMaxRotateDegreesRange},
-    {"zoom-probability", &AugmentOptions::zoom_probability, &v1::AugmentConfig::set_zoom_probability,
-     "augmentation: share of training images zoomed in", nullptr},
-    {"max-zoom", &AugmentOptions::max_zoom, &v1::AugmentConfig::set_max_zoom, "augmentation: the largest zoom",
-     &facet::kMaxZoomRange},
-    {"warp-probability", &AugmentOptions::warp_probability, &v1::AugmentConfig::set_warp_probability,
-     "augmentation: share of training images given a perspective warp", nullptr},
-    {"max-warp", &AugmentOptions::max_warp, &v1::AugmentConfig::set_max_warp,
-     "augmentation: the largest warp, in normalised coordinates", &facet::kMaxWarpRange},
-    {"lighting-probability", &AugmentOptions::lighting_probability, &v1::AugmentConfig::set_lighting_probability,
-     "augmentation: share of training images with brightness and contrast changed", nullptr},
-    {"max-lighting", &AugmentOptions::max_lighting, &v1::AugmentConfig::set_max_lighting,
-     "augmentation: the largest brightness and contrast change", &facet::kMaxLightingRange},
-    {"erase-probability", &AugmentOptions::erase_probability, &v1::AugmentConfig::set_erase_probability,
-     "random erasing: the share of training images with a rectangle set to the mean colour (0: off)", nullptr},
-    {"max-erase-area", &AugmentOptions::max_erase_area, &v1::AugmentConfig::set_max_erase_area,
-     "random erasing: the rectangle's largest share of the image", &facet::kMaxEraseAreaRange},
-};
-
-std::string AugmentHelp(const AugmentFlag& a) {
-  if (!a.range) return a.help;
-  char range[64];
-  std::snprintf(range, sizeof range, " (%g to %g)", a.range->lo, a.range->hi);
-  return a.help + std::string(range);
-}
-
+// The numeric flags come from the core's table of training settings (TrainingFields), so that each default, range
+// and help text is the server's own; an unset flag does not travel, and the server's default applies.
 void DefineTrainingFlags(FlagSet& f) {
+  const facet::TrainingConfig defaults;
   f.String("data", "", "training folder, relative to the server's data root (required)");
   f.String("val-dir", "", "separate validation folder (then all of --data trains)");
-  f.Double("val-fraction", 0.2, "seeded share of --data that validates");
-  f.Int("max-images", 0, "seeded subset of --data (0: all)");
-  f.String("arch", "resnet34", "resnet18, resnet34 or resnet50");
-  f.Int("width", 64, "ResNet base width (64 is standard; 16 makes a small fast model)");
-  f.Int("size", 64, "input size in pixels");
-  f.Int("batch", 64, "batch size");
-  f.Int("frozen-epochs", 2, "stage 1 epochs (encoder frozen except BatchNorm)");
-  f.Double("frozen-lr", 3e-3, "stage 1 one-cycle max learning rate");
-  f.Int("unfrozen-epochs", 3, "stage 2 epochs (everything trains)");
-  f.Double("budget-minutes", 0, "train for this long instead: stage 2 runs as many epochs as fit (planned from "
-           "its measured pace, at most one epoch over; 0: off, --unfrozen-epochs counts)");
-  f.Double("unfrozen-lr-max", 1e-3, "stage 2 learning rate of the heads");
-  f.Double("unfrozen-lr-min", 1e-4, "stage 2 learning rate of the stem");
-  f.Double("weight-decay", 1e-2, "AdamW decoupled weight decay");
-  f.String("loss", "uncertainty", "uncertainty, uncertainty-seed, equal or fixed");
+  f.String("arch", defaults.arch, "resnet18, resnet34 or resnet50");
+  for (const auto& field : facet::TrainingFields()) {
+    if (field.flag.empty()) continue;  // the core's own, not in the API
+    const double value = field.get(defaults) / field.flag_scale;
+    const std::string help = field.help + " " + field.RangeText();
+    if (field.integer) {
+      f.Int(field.flag, static_cast<long>(value), help);
+    } else {
+      f.Double(field.flag, value, help);
+    }
+  }
+  f.String("loss", facet::LossWeightingName(defaults.loss.weighting), "uncertainty, uncertainty-seed, equal or fixed");
   f.String("fixed-weights", "", "with --loss fixed: age,gender,ethnicity weights, e.g. 1,0.5,0.5");
-  f.String("age-loss", "log-mse", "the age task's loss: log-mse (MSE of the scaled log-age) or l1-years (mean "
-           "absolute error in years / 100)");
-  f.Double("log-var-lr-scale", 1.0, "with a learned weighting: the log-variances' learning rate as a multiple of "
-           "the heads'");
-  f.Double("label-smoothing", 0.0, "share of each gender/ethnicity target spread over all classes, 0 to 0.5");
-  f.Double("ethnicity-balance", 0.0, "0 to 1: draw training faces weighted by (faces of their ethnicity)^-X; 1 "
-           "sees every ethnicity equally often, 0 (off) every face once an epoch");
-  f.Double("ema-decay", 0.0, "0 to <1: validate and export a moving average of the weights with this decay per "
-           "step (e.g. 0.998); 0 (off) the weights as trained");
-  f.Double("mixup-alpha", 0.0, "0 to 10: blend each training image with another of its batch, and their labels' "
-           "losses, by a share drawn from Beta(X, X) (e.g. 0.2); 0 (off) no blending");
-  f.Bool("augment", true, "train-time augmentation (--no-augment to turn it off)");
-  for (const auto& a : kAugmentFlags) f.Double(a.name, AugmentOptions{}.*a.option, AugmentHelp(a));
-  f.Int("seed", 42, "seed of the split, order, augmentation and initialisation");
+  f.String("age-loss", facet::AgeLossName(defaults.loss.age_loss),
+           "the age task's loss: log-mse (MSE of the scaled log-age) or l1-years (mean absolute error in years / 100)");
+  f.Bool("augment", defaults.data.augment.enabled, "train-time augmentation (--no-augment to turn it off)");
+  f.Int("seed", static_cast<long>(defaults.seed), "seed of the split, order, augmentation and initialisation");
   f.String("pretrained", "", "torchvision encoder state dict, relative to the data root");
-  f.Int("workers", 2, "decode/augment threads");
-  f.String("precision", "fp32", "fp32, or bf16: bfloat16 autocast in the training step (faster, less precise)");
-  f.Int("world-size", 1, "data-parallel training processes (one per GPU); the --batch is split between them");
+  f.String("precision", defaults.precision,
+           "fp32, or bf16: bfloat16 autocast in the training step (faster, less precise)");
   f.Int("local-processes", 0, "of --world-size, how many the server starts on its host (0: all); the rest join "
         "from other hosts with `facet-server train-worker`");
   f.String("config", "", "a file of flag=value lines (same names as these flags); command-line flags win");
@@ -359,19 +304,12 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
   c.set_data_dir(f.GetString("data"));
   c.set_val_dir(f.GetString("val-dir"));
   // Only flags the user set travel, so that the server's defaults apply to the rest.
-  if (f.IsSet("val-fraction")) c.set_val_fraction(f.GetDouble("val-fraction"));
-  if (f.IsSet("max-images")) c.set_max_images(static_cast<int>(f.GetInt("max-images")));
+  for (const auto& field : facet::TrainingFields()) {
+    if (field.flag.empty() || !f.IsSet(field.flag)) continue;
+    const double value = field.integer ? static_cast<double>(f.GetInt(field.flag)) : f.GetDouble(field.flag);
+    facet::proto::SetNumberAt(c, field.name, value * field.flag_scale);
+  }
   if (f.IsSet("arch")) c.set_arch(f.GetString("arch"));
-  if (f.IsSet("width")) c.set_base_width(static_cast<int>(f.GetInt("width")));
-  if (f.IsSet("size")) c.set_image_size(static_cast<int>(f.GetInt("size")));
-  if (f.IsSet("batch")) c.set_batch_size(static_cast<int>(f.GetInt("batch")));
-  if (f.IsSet("frozen-epochs")) c.mutable_frozen()->set_epochs(static_cast<int>(f.GetInt("frozen-epochs")));
-  if (f.IsSet("frozen-lr")) c.mutable_frozen()->set_lr_max(f.GetDouble("frozen-lr"));
-  if (f.IsSet("unfrozen-epochs")) c.mutable_unfrozen()->set_epochs(static_cast<int>(f.GetInt("unfrozen-epochs")));
-  if (f.IsSet("budget-minutes")) c.set_time_budget_seconds(f.GetDouble("budget-minutes") * 60);
-  if (f.IsSet("unfrozen-lr-max")) c.mutable_unfrozen()->set_lr_max(f.GetDouble("unfrozen-lr-max"));
-  if (f.IsSet("unfrozen-lr-min")) c.mutable_unfrozen()->set_lr_min(f.GetDouble("unfrozen-lr-min"));
-  if (f.IsSet("weight-decay")) c.set_weight_decay(f.GetDouble("weight-decay"));
   const std::string loss = f.GetString("loss");
   const std::string proto_name = "LOSS_WEIGHTING_" + [&] {
     std::string upper;
@@ -395,20 +333,10 @@ v1::TrainingConfig TrainingConfigFromFlags(const FlagSet& f) {
     }
   }
   if (f.IsSet("age-loss")) c.set_age_loss(f.GetString("age-loss"));
-  if (f.IsSet("log-var-lr-scale")) c.set_log_variance_lr_scale(f.GetDouble("log-var-lr-scale"));
-  if (f.IsSet("label-smoothing")) c.set_label_smoothing(f.GetDouble("label-smoothing"));
-  if (f.IsSet("ethnicity-balance")) c.set_ethnicity_balance(f.GetDouble("ethnicity-balance"));
-  if (f.IsSet("ema-decay")) c.set_ema_decay(f.GetDouble("ema-decay"));
-  if (f.IsSet("mixup-alpha")) c.set_mixup_alpha(f.GetDouble("mixup-alpha"));
   if (f.IsSet("augment")) c.mutable_augment()->set_enabled(f.GetBool("augment"));
-  for (const auto& a : kAugmentFlags) {
-    if (f.IsSet(a.name)) (c.mutable_augment()->*a.set)(f.GetDouble(a.name));
-  }
   if (f.IsSet("seed")) c.set_seed(static_cast<uint64_t>(f.GetInt("seed")));
   c.set_pretrained_encoder(f.GetString("pretrained"));
-  if (f.IsSet("workers")) c.set_loader_workers(static_cast<int>(f.GetInt("workers")));
   if (f.IsSet("precision")) c.set_precision(f.GetString("precision"));
-  if (f.IsSet("world-size")) c.set_world_size(static_cast<int>(f.GetInt("world-size")));
   if (f.IsSet("local-processes") && f.GetInt("local-processes") != 0) {
     c.set_local_processes(static_cast<int>(f.GetInt("local-processes")));
   }
@@ -647,18 +575,6 @@ int BenchPredict(const facet::client::ConnectionOptions& connection, const FlagS
   return failed ? kExitError : 0;
 }
 
-int MakeDataset(const FlagSet& f) {
-  if (!f.GetBool("synthetic")) throw std::invalid_argument("make-dataset: only --synthetic is supported");
-  if (f.GetString("out").empty()) throw std::invalid_argument("make-dataset: --out DIR is required");
-  facet::SyntheticOptions options;
-  options.count = static_cast<int>(f.GetInt("count"));
-  options.image_size = static_cast<int>(f.GetInt("size"));
-  options.seed = static_cast<uint64_t>(f.GetInt("seed"));
-  const int n = facet::WriteSyntheticDataset(f.GetString("out"), options);
-  std::printf("wrote %d synthetic UTKFace-format images to %s\n", n, f.GetString("out").c_str());
-  return 0;
-}
-
 int Run(const std::string& command, int argc, const char* const* argv, int first) {
   FlagSet f = CommandFlags("usage: facetctl " + command + " [flags]");
   if (command == "train") DefineTrainingFlags(f);
@@ -686,13 +602,6 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     f.String("role", "", "admin (everything), predict (Predict only) or read (get, list, watch)");
     f.String("name", "", "who holds the token, shown in the server's logs");
   }
-  if (command == "make-dataset") {
-    f.Bool("synthetic", false, "face-like synthetic images whose pixels depend on the labels");
-    f.String("out", "", "folder to write (created if missing)");
-    f.Int("count", 1000, "images");
-    f.Int("size", 128, "pixels per side");
-    f.Int("seed", 1, "seed");
-  }
   f.Parse(argc, argv, first);
   if (command == "train" && !f.GetString("config").empty()) {
     // Re-parse with the file's lines first, so that the command line wins.
@@ -709,7 +618,6 @@ int Run(const std::string& command, int argc, const char* const* argv, int first
     std::fputs(f.Help().c_str(), stdout);
     return 0;
   }
-  if (command == "make-dataset") return MakeDataset(f);
   const auto& pos = f.positional();
   if (command == "token") {
     if (pos.size() != 1 || pos[0] != "create") throw std::invalid_argument("token: the subcommand is `create`");

@@ -1,4 +1,5 @@
 // What the trainer reads batches from. The OpenCV loader implements it; tests can feed tensors directly.
+// Thread contract: one consumer thread calls StartEpoch and Next; an implementation may decode on threads of its own.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,5 @@
 // Small file helpers shared by checkpoints and exports. No LibTorch.
+// Thread-safe on distinct paths. Failures throw std::runtime_error naming the path.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-#include "core/device.h"
+#include "core/util/device.h"
 
-#include "core/large_block_cache.h"
+#include "core/util/large_block_cache.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>

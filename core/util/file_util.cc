@@ -1,4 +1,4 @@
-#include "core/file_util.h"
+#include "core/util/file_util.h"
 
 // LibTorch ships a fast slicing-by-16 CRC-32 as a header-only implementation; included in this one file only.
 #include <caffe2/serialize/crc_alt.h>

@@ -55,7 +55,7 @@ class LargeBlockCache {
 };
 
 // Puts a LargeBlockCache (blocks of 1 MiB and more, up to 1 GiB of them kept) in front of LibTorch's CPU allocator,
-// once per process; ConfigureAllocator (core/device.h) calls it. Tensors allocated before keep their own memory.
+// once per process; ConfigureAllocator (core/util/device.h) calls it. Tensors allocated before keep their own memory.
 void InstallLargeBlockCache();
 // The installed cache's figures (all zero before InstallLargeBlockCache).
 LargeBlockCacheStats InstalledLargeBlockCacheStats();

@@ -1,5 +1,7 @@
 // A closed-loop Predict load generator: `concurrency` callers, each sending its next request as soon as the last one
 // is answered, for a fixed time. Used by `facetctl bench predict`.
+// RunPredictLoad blocks its caller and runs the callers on threads of its own; it throws std::invalid_argument on
+// options it cannot run (no images, concurrency < 1). Failed requests are counted by code, not thrown.
 #pragma once
 
 #include "client/facet_client.h"
