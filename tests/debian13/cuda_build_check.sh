@@ -33,12 +33,12 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFACET_NCCL=ON -DFAC
   -DFACET_FUZZ_BUILD_DIR="$build/no-fuzzers" \
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$(pwd)/$standin" -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$(pwd)/$standin"
 grep -q '^FACET_NCCL_INCLUDE_DIR:PATH=/' "$build/CMakeCache.txt"
-time cmake --build "$build" --target facet-server facetctl facet_core_tests facet-distributed-probe
+time cmake --build "$build" --target facet-server facetctl facet_core_tests facet_server_tests facet-distributed-probe
 
 # What was compiled: ProcessGroupNCCL is linked in, and LibTorch is the CUDA build.
 # (grep without -q: an early exit would kill nm with SIGPIPE, which pipefail reports as a failure)
 nm -C "$build/server/facet-server" | grep 'c10d::ProcessGroupNCCL::ProcessGroupNCCL' >/dev/null \
   || { echo "cuda_build_check: facet-server does not construct ProcessGroupNCCL" >&2; exit 1; }
 ldd "$build/server/facet-server" | grep -E 'libtorch_cuda|libnccl|libcudnn'
-echo "cuda_build_check: facet-server, facetctl and the core tests compiled and linked against CUDA LibTorch" \
+echo "cuda_build_check: facet-server, facetctl and both test binaries compiled and linked against CUDA LibTorch" \
      "$(dpkg-query -W -f='${Version}' libtorch-cuda-dev) with NCCL $(dpkg-query -W -f='${Version}' libnccl-dev)"
