@@ -18,7 +18,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 # Benchmarks run on a Release build of their own.
 RELEASE_DIR ?= build-release
 
-.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize soak bench \
+.PHONY: all deps configure build test demo clean configure-sanitize fuzz-build fuzz test-sanitize configure-tsan test-tsan soak bench \
 	bench-distributed accuracy accuracy-study accuracy-study-only release-build test-debian13 test-deploy check-cuda-build
 
 all: build
@@ -53,6 +53,20 @@ test-sanitize: configure-sanitize
 	@cmake --build $(SANITIZE_DIR)
 	@cd $(SANITIZE_DIR) && ASAN_OPTIONS=$(ASAN_OPTIONS_TESTS) UBSAN_OPTIONS=print_stacktrace=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp ctest --output-on-failure -j $(CTEST_JOBS)
+
+# The concurrent code under ThreadSanitizer (clang): the dynamic batcher, the model registry's hot swap under load,
+# the replica follower, the job manager and its worker supervision, the data loader. LibTorch, OpenCV and gRPC's
+# own libraries are not instrumented: tests/sanitize/tsan.supp says which of their frames are set aside, and why.
+TSAN_DIR ?= build-tsan
+TSAN_TESTS ?= ^(DynamicBatcher|LoaderTest|ModelFollower|PredictReplicas|SuperviseWorkers)\.|^ServerTest\.(Activate|Cancel|Jobs|Train)
+configure-tsan: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACET_TSAN=ON \
+	  $(CMAKE_FLAGS)
+
+test-tsan: configure-tsan
+	@cmake --build $(TSAN_DIR) --target facet_core_tests facet_server_tests
+	@cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
+	  suppressions=$(CURDIR)/tests/sanitize/tsan.supp" ctest --output-on-failure -j 1 -R '$(TSAN_TESTS)'
 
 # Speed beside the Python reference: prints a table, writes docs/benchmarks.md (+ .json, + a PNG plot).
 release-build: deps
