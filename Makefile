@@ -58,7 +58,7 @@ test-sanitize: configure-sanitize
 # the replica follower, the job manager and its worker supervision, the data loader. LibTorch, OpenCV and gRPC's
 # own libraries are not instrumented: tests/sanitize/tsan.supp says which of their frames are set aside, and why.
 TSAN_DIR ?= build-tsan
-TSAN_TESTS ?= ^(DynamicBatcher|LoaderTest|ModelFollower|PredictReplicas|SuperviseWorkers)\.|^ServerTest\.(Activate|Cancel|Jobs|Train)
+TSAN_TESTS ?= ^(DynamicBatcher|LoaderTest|ModelFollower|PredictReplicas|SuperviseWorkers|ServerRestart)\.|^ServerTest\.(AJobRuns|Watch|Cancel|ListJobs|Activate)
 configure-tsan: deps
 	@CC=clang CXX=clang++ cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACET_TSAN=ON \
 	  $(CMAKE_FLAGS)
