@@ -1,4 +1,6 @@
-// Trained and registered models, and the one Predict serves. Thread-safe.
+// Trained and registered models, and the one Predict serves. Thread-safe: Predict reads the active model while
+// jobs register and operators activate. Errors are StatusError with the gRPC code the caller gets (NOT_FOUND for an
+// unknown id, INVALID_ARGUMENT for a file that is no facet export, FAILED_PRECONDITION for a digest that differs).
 #pragma once
 
 #include "core/infer/predictor.h"

@@ -5,6 +5,7 @@
 // that does not fit in cache, and together they were about a tenth of a CPU training step (tests/bench/profile.md).
 // The fused CPU path works channel by channel, so that a channel's slice is read from memory once and stays in
 // cache for its statistics, its normalisation and its ReLU; backward, the mask is applied on the way through.
+// Thread-safe as LibTorch's operators are; nothing of its own throws (LibTorch's c10::Error on misshapen input).
 #pragma once
 
 #include <torch/nn/modules/batchnorm.h>

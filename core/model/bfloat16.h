@@ -3,6 +3,7 @@
 // c10::BFloat16's own conversions branch on NaN, which keeps GCC from vectorizing the loops that use them: with them
 // a fused BatchNorm kernel ran at half the speed of LibTorch's operators in bf16, with these level with them. The
 // max-pool kernel (max_pool.cc) reads and writes bfloat16 through these.
+// Pure inline functions: thread-safe, throw nothing.
 #pragma once
 
 #include <c10/util/BFloat16.h>

@@ -1,4 +1,5 @@
 // A task head shaped like fastai's create_head(2C, n, lin_ftrs=[512], ps=0.25).
+// Builds a module (not thread-safe in training, as every torch::nn::Module); throws nothing of its own.
 #pragma once
 
 #include <torch/nn/modules/container/sequential.h>

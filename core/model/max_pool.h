@@ -5,6 +5,7 @@
 // only in channels-last, and converting to and from that layout costs as much). The kernel here takes the same
 // maximum with the same index (the first maximum in row-major order, NaN winning, as ATen's), without branches, and
 // the backward is LibTorch's max_pool2d_with_indices_backward on those indices.
+// Thread-safe as LibTorch's operators are; nothing of its own throws (LibTorch's c10::Error on misshapen input).
 #pragma once
 
 #include <torch/types.h>
