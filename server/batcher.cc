@@ -1,10 +1,9 @@
 #include "server/batcher.h"
 
 #include "server/metrics.h"
+#include "server/status.h"
 
 #include <spdlog/spdlog.h>
-
-#include <new>
 #include <torch/torch.h>
 
 namespace facet::server {
@@ -90,15 +89,10 @@ void DynamicBatcher::RunBatch(std::vector<BatchItem>& batch) {
       metrics_->RecordBatch(static_cast<int>(live.size()), std::chrono::duration<double>(Clock::now() - start).count());
     }
     for (size_t i = 0; i < live.size(); ++i) live[i]->done(&predictions[i], grpc::StatusCode::OK, "");
-  } catch (const std::exception& e) {
-    // The batch is the server's own making: out of memory is RESOURCE_EXHAUSTED (retry later), anything else
-    // INTERNAL, never the caller's INVALID_ARGUMENT.
-    const bool out_of_memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
-    spdlog::error("batch of {} failed: {}", live.size(), e.what());
-    for (auto* item : live) {
-      item->done(nullptr, out_of_memory ? grpc::StatusCode::RESOURCE_EXHAUSTED : grpc::StatusCode::INTERNAL,
-                 std::string("inference failed: ") + e.what());
-    }
+  } catch (...) {  // the shared mapping: out of memory is RESOURCE_EXHAUSTED, a LibTorch failure INTERNAL
+    const grpc::Status status = CurrentExceptionToStatus();
+    spdlog::error("batch of {} failed: {}", live.size(), status.error_message());
+    for (auto* item : live) item->done(nullptr, status.error_code(), "inference failed: " + status.error_message());
   }
 }
 

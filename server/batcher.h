@@ -40,7 +40,8 @@ struct BatchItem {
 };
 
 // Thread-safe: Enqueue from any number of gRPC threads; `done` runs on the batcher's own thread. Nothing throws
-// out of it: a failed forward pass answers its items with INTERNAL (RESOURCE_EXHAUSTED when out of memory).
+// out of it: a failed forward pass answers its items with the code server/status.h gives its error
+// (RESOURCE_EXHAUSTED when out of memory, INTERNAL for LibTorch's).
 class DynamicBatcher {
  public:
   DynamicBatcher(const BatcherOptions& options, Metrics* metrics);

@@ -17,14 +17,14 @@ int Reflect101(int i, int n) {
   return i < n ? i : period - i;
 }
 
-}  // namespace
-
 void CheckImageView(const ImageView& image) {
   if (!image.data || image.height < 1 || image.width < 1) throw std::invalid_argument("empty image");
   if (image.channels != 1 && image.channels != 3 && image.channels != 4) {
     throw std::invalid_argument("images must have 1, 3 or 4 channels, got " + std::to_string(image.channels));
   }
 }
+
+}  // namespace
 
 void SampleBilinearRgb(const ImageView& image, const double* x, const double* y, size_t count, float* out_rgb) {
   CheckImageView(image);
@@ -56,7 +56,6 @@ void NormalizeImageNet(float* rgb_planes, size_t plane) {
 }
 
 void ResizeToNetworkInput(const ImageView& image, int size, float* out_chw) {
-  CheckImageView(image);
   if (size < 1) throw std::invalid_argument("network input size must be >= 1, got " + std::to_string(size));
   const size_t plane = static_cast<size_t>(size) * size;
   std::vector<double> x(plane), y(plane);
